@@ -1,0 +1,334 @@
+"""A call's life on our side: answer it, run each webhook turn through the engine, track status.
+
+The engine decides; this module stores. Each turn is one transaction that ends with a
+compare-and-set on ``calls.step``: a duplicate delivery of a step finds the step already
+taken, changes nothing, and gets the TwiML the first delivery got.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from ivr_cbt import audit, checkins
+from ivr_cbt.callflow import engine, spec
+from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.models import Call, Patient
+from ivr_cbt.telephony import CallRequest, Telephony
+from ivr_cbt.twiml import Renderer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FLOW = "weekly_checkin"
+TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fromkeys(TERMINAL, 4)}
+CALL_STATUSES = frozenset(_RANK)
+# Prompts the host plays outside any flow; every language must have them too.
+HOST_PROMPTS = ("voicemail_message", "voicemail_goodbye", "sorry_error")
+MACHINE = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+
+
+def next_status(current: str, reported: str) -> str:
+    """Apply status updates monotonically: a late 'ringing' never reopens a finished call."""
+    return reported if _RANK[reported] > _RANK.get(current, -1) else current
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """What the webhook turns need from the app, gathered once at start-up."""
+
+    flows: dict[str, spec.Flow]
+    renderer: Renderer
+    pepper: str
+    default_language: str
+    callback_number: str
+    flow_settings: dict[str, str]  # values flows may speak or dial, e.g. crisis_line
+
+    def url(self, path: str) -> str:
+        return self.renderer.base_url + path
+
+
+@dataclass(frozen=True)
+class Answered:
+    call_sid: str
+    direction: str
+    from_: str
+    to: str
+    answered_by: str | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    call_sid: str
+    status: str
+    direction: str
+    duration_s: int | None
+    answered_by: str | None
+
+
+class UnknownCall(LookupError):
+    pass
+
+
+@dataclass
+class _Turn:
+    """What one webhook turn learns and changes, applied in one UPDATE at the end."""
+
+    call: Call
+    patient_id: int | None  # pre-selected by the number until the PIN is verified
+    checkin_id: int | None
+    language: str
+    claimed_patient_id: int | None = None
+    recorded: bool = False
+    alerts: list[int] = field(default_factory=list)
+    final_step: spec.Step | None = None
+
+
+class CallService:
+    """Webhook turns for one request: a session, the time, the app's voice settings."""
+
+    def __init__(self, session: orm.Session, settings: VoiceSettings, now: datetime):
+        self.session, self.settings, self.now = session, settings, now
+
+    # --- /voice/answer ---------------------------------------------------------------------
+
+    def answer(self, answered: Answered) -> tuple[str, list[int]]:
+        """Start the flow for a call that has just connected; return TwiML and alerts to notify."""
+        call = self._call(answered.call_sid)
+        if call is not None and call.step > 0:
+            return call.last_twiml, []  # a duplicate delivery
+        if call is None:
+            call = self._new_call(answered)
+        turn = _Turn(call, call.patient_id, call.checkin_id, call.language)
+        if turn.patient_id is None:
+            # A status callback may have got here first and left a row without a patient.
+            patient = self._preselect(answered)
+            if patient is not None:
+                turn.patient_id, turn.language = patient.id, patient.language
+        answered_by = _normalise_answered_by(answered.answered_by)
+        changes = {
+            "status": next_status(call.status, "in-progress"),
+            "answered_at": call.answered_at or self.now,
+            "answered_by": answered_by,
+        }
+        if answered_by in MACHINE:
+            twiml = self._voicemail(turn.language)
+            return self._commit(call, 0, {**changes, "flow_state": None, "last_twiml": twiml}), []
+        flow = self.settings.flows[call.flow_id]
+        step = engine.start(flow, caller_known=turn.patient_id is not None, language=turn.language, settings=self.settings.flow_settings)
+        twiml = self._run(turn, flow, step, seq=0)
+        return self._commit(call, 0, {**changes, **self._turn_changes(turn, twiml)}), turn.alerts
+
+    def _preselect(self, answered: Answered) -> Patient | None:
+        """The patient the number points to; only the PIN proves who answered."""
+        number = answered.from_ if answered.direction == "inbound" else answered.to
+        return self.session.scalar(sa.select(Patient).where(Patient.phone == number)) if number else None
+
+    def _new_call(self, answered: Answered) -> Call:
+        patient = self._preselect(answered)
+        inserted = insert_ignoring_conflicts(
+            self.session,
+            Call.__table__,
+            {
+                "call_sid": answered.call_sid,
+                "patient_id": patient.id if patient else None,
+                "direction": answered.direction,
+                "status": "ringing",
+                "language": patient.language if patient else self.settings.default_language,
+                "flow_id": DEFAULT_FLOW,
+                "step": 0,
+                "created_at": self.now,
+            },
+        )
+        if not inserted:
+            log.info("call %s: created concurrently", answered.call_sid)
+        return self._call(answered.call_sid)
+
+    # --- /voice/step ---------------------------------------------------------------------------
+
+    def step(self, call_sid: str, seq: int, event: spec.Event) -> tuple[str, list[int]]:
+        """Resume the call's flow with what the caller did at step ``seq``."""
+        call = self._call(call_sid)
+        if call is None:
+            raise UnknownCall(call_sid)
+        state = call.flow_state
+        if seq != call.step or not state or state.get("node") is None:
+            return call.last_twiml or self._hangup(call.language), []  # duplicate, stale or finished
+        flow = self.settings.flows[call.flow_id]
+        step = engine.resume(flow, state, event, settings=self.settings.flow_settings)
+        turn = _Turn(call, call.patient_id, call.checkin_id, call.language)
+        twiml = self._run(turn, flow, step, seq)
+        return self._commit(call, seq, self._turn_changes(turn, twiml)), turn.alerts
+
+    # --- the turn -------------------------------------------------------------------------------
+
+    def _run(self, turn: _Turn, flow: spec.Flow, step: spec.Step, seq: int) -> str:
+        outputs = list(step.outputs)
+        while True:
+            self._apply(turn, flow, step)
+            verify = next((e for e in step.effects if isinstance(e, spec.VerifyIdentity)), None)
+            if verify is None:
+                break
+            step = engine.resume(flow, step.state, self._verify(turn, flow, verify), settings=self.settings.flow_settings)
+            outputs += step.outputs
+        turn.final_step = step
+        if turn.recorded:
+            checkins.update_progress(self.session, turn.checkin_id, step.state["answered"], flow.item_keys(), self.now)
+        next_seq = seq + 1
+        return self.settings.renderer.render(
+            outputs,
+            turn.language,
+            listen=step.listen,
+            action_url=self.settings.url(f"/voice/step?s={next_seq}"),
+            noinput_url=self.settings.url(f"/voice/step?s={next_seq}&e=noinput"),
+        )
+
+    def _apply(self, turn: _Turn, flow: spec.Flow, step: spec.Step) -> None:
+        sid = turn.call.call_sid
+        for effect in step.effects:
+            if isinstance(effect, spec.RecordAnswer):
+                checkins.record_answer(self.session, turn.checkin_id, flow.items[effect.item], effect, sid, self.now)
+                turn.recorded = True
+            elif isinstance(effect, spec.OpenAlert):
+                alert = checkins.open_alert(
+                    self.session, patient_id=turn.patient_id, kind=effect.kind, checkin_id=turn.checkin_id, call_sid=sid, now=self.now
+                )
+                turn.alerts.append(alert.id)
+                log.warning("call %s: %s alert %s opened for patient %s", sid, effect.kind, alert.id, turn.patient_id)
+            elif isinstance(effect, spec.IdentityFailed):
+                audit.record(
+                    self.session, self.now, "caller", "identity_failed",
+                    patient_id=turn.claimed_patient_id, call_sid=sid, reason=effect.reason,
+                )
+                log.info("call %s: identity not confirmed (%s)", sid, effect.reason)
+
+    def _verify(self, turn: _Turn, flow: spec.Flow, verify: spec.VerifyIdentity) -> spec.Event:
+        patient = checkins.verify_caller(
+            self.session, patient_id=turn.patient_id, code=verify.code, pin=verify.pin,
+            pepper=self.settings.pepper, now=self.now,
+        )
+        if patient is None:
+            if verify.code is not None:
+                turn.claimed_patient_id = self.session.scalar(sa.select(Patient.id).where(Patient.code == verify.code))
+            else:
+                turn.claimed_patient_id = turn.patient_id
+            return spec.Rejected()
+        items = flow.item_keys()
+        checkin, answered = checkins.open_checkin(self.session, patient, self.now, items[0] if items else None)
+        turn.patient_id, turn.checkin_id, turn.language = patient.id, checkin.id, patient.language
+        audit.record(self.session, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid)
+        return spec.Identified(answered=frozenset(answered), feedback_waiting=False, language=patient.language)
+
+    @staticmethod
+    def _turn_changes(turn: _Turn, twiml: str) -> dict:
+        return {
+            "flow_state": turn.final_step.state,
+            "last_twiml": twiml,
+            "patient_id": turn.patient_id,
+            "checkin_id": turn.checkin_id,
+            "language": turn.language,
+        }
+
+    def _commit(self, call: Call, seq: int, changes: dict) -> str:
+        """Take step ``seq`` (compare-and-set) and commit; if another delivery took it, replay."""
+        taken = self.session.execute(
+            sa.update(Call).where(Call.id == call.id, Call.step == seq).values(step=seq + 1, **changes)
+        ).rowcount
+        if taken != 1:
+            self.session.rollback()
+            return self.session.scalar(sa.select(Call.last_twiml).where(Call.id == call.id))
+        self.session.commit()
+        return changes["last_twiml"]
+
+    # --- /voice/status ---------------------------------------------------------------------------
+
+    def status(self, report: StatusReport) -> None:
+        """Record a status callback; a finished call leaves an unfinished check-in partial."""
+        call = self._call(report.call_sid)
+        if call is None:
+            insert_ignoring_conflicts(
+                self.session,
+                Call.__table__,
+                {
+                    "call_sid": report.call_sid,
+                    "direction": report.direction,
+                    "status": "queued",
+                    "language": self.settings.default_language,
+                    "flow_id": DEFAULT_FLOW,
+                    "step": 0,
+                    "created_at": self.now,
+                },
+            )
+            call = self._call(report.call_sid)
+        new = next_status(call.status, report.status)
+        changes: dict = {}
+        if new != call.status:
+            changes["status"] = new
+            if new in TERMINAL:
+                changes.update(ended_at=self.now, duration_s=report.duration_s)
+                if call.checkin_id is not None:
+                    checkins.close_after_call(self.session, call.checkin_id, self.now)
+        answered_by = _normalise_answered_by(report.answered_by)
+        if answered_by and not call.answered_by:
+            changes["answered_by"] = answered_by
+        if changes:
+            # Only move forward: a concurrent callback that already finished the call wins.
+            self.session.execute(
+                sa.update(Call).where(Call.id == call.id, Call.status == call.status).values(**changes)
+            )
+        self.session.commit()
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _call(self, call_sid: str) -> Call | None:
+        return self.session.scalar(sa.select(Call).where(Call.call_sid == call_sid).execution_options(populate_existing=True))
+
+    def _voicemail(self, language: str) -> str:
+        outputs = [
+            spec.Prompt("voicemail_message"),
+            spec.SayValue(self.settings.callback_number.lstrip("+"), "digits"),
+            spec.Prompt("voicemail_goodbye"),
+            spec.Hangup(),
+        ]
+        return self.settings.renderer.render(outputs, language)
+
+    def _hangup(self, language: str) -> str:
+        return self.settings.renderer.render([spec.Hangup()], language)
+
+
+def _normalise_answered_by(value: str | None) -> str | None:
+    if not value:
+        return None
+    return value if value in MACHINE or value in {"human", "unknown"} else "unknown"
+
+
+def place_checkin_call(
+    session: orm.Session, telephony: Telephony, settings: VoiceSettings, patient: Patient, *, from_number: str, now: datetime,
+    flow_id: str = DEFAULT_FLOW,
+) -> Call:
+    """Ask the provider to call ``patient`` and record the call."""
+    placed = telephony.place_call(
+        CallRequest(
+            to=patient.phone,
+            from_=from_number,
+            answer_url=settings.url("/voice/answer"),
+            status_callback_url=settings.url("/voice/status"),
+        )
+    )
+    call = Call(
+        call_sid=placed.sid,
+        patient_id=patient.id,
+        direction="outbound-api",
+        status="queued",
+        language=patient.language,
+        flow_id=flow_id,
+        step=0,
+        created_at=now,
+    )
+    session.add(call)
+    session.flush()
+    return call

@@ -1,0 +1,227 @@
+"""Command-line interface. Each command is a thin wrapper around a service.
+
+``manage.py`` mounts these on a FlaskGroup; ``create_app`` also adds them to ``app.cli``.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from ivr_cbt import audit, config, db, exports
+from ivr_cbt.callflow import FlowError, load_flow
+from ivr_cbt.calls import DEFAULT_FLOW, HOST_PROMPTS
+from ivr_cbt.clock import parse_instant
+from ivr_cbt.prompts import Catalogue, PromptError
+
+
+def _now():
+    return current_app.extensions["clock"].now()
+
+
+def _instant(value: str | None):
+    if value is None:
+        return _now()
+    try:
+        return parse_instant(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-11-23T15:00:00-05:00") from None
+
+
+# --- init-db ------------------------------------------------------------------------------------
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command():
+    """Create or upgrade the database schema (Alembic migrations)."""
+    url = current_app.config["DATABASE_URL"]
+    db.upgrade_database(url)
+    backend = current_app.extensions["db_engine"].dialect.name
+    click.echo(f"Database schema is up to date ({backend}).")
+
+
+# --- patients ----------------------------------------------------------------------------------
+
+
+@click.group("patients")
+def patients_group():
+    """Enrol and manage patients."""
+
+
+@patients_group.command("add")
+@click.option("--name", required=True, help="The patient's name (shown only to their care team).")
+@click.option("--phone", required=True, help="E.164 phone number, e.g. +15551234567.")
+@click.option("--pin", required=True, help="4-digit PIN the patient enters on every call.")
+@click.option("--timezone", "timezone", required=True, help="IANA time zone, e.g. America/New_York.")
+@click.option("--language", default="en", show_default=True, help="Prompt language (a folder in prompts/).")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), help="Program start (week 0); default today in the patient's zone.")
+@with_appcontext
+def patients_add_command(name, phone, pin, timezone, language, start):
+    """Enrol a patient; print their patient code, then their id as the last line."""
+    from ivr_cbt.patients import InvalidPatient, NewPatient, enrol, is_time_zone, local_date
+
+    now = _now()
+    start_date: date = start.date() if start else (local_date(timezone, now) if is_time_zone(timezone) else now.date())
+    new = NewPatient(name=name, phone=phone, pin=pin, timezone=timezone, language=language, start=start_date)
+    languages = set(current_app.extensions["voice_settings"].renderer.catalogue.languages)
+    with db.session_scope(current_app) as session:
+        try:
+            patient = enrol(session, new, pepper=current_app.config["PIN_PEPPER"], languages=languages, now=now, actor=audit.cli_actor())
+        except InvalidPatient as exc:
+            raise click.ClickException(f"patient not added: {exc}") from None
+        patient_id, code = patient.id, patient.code
+    click.echo(f"Enrolled. Patient code (for calls from another number): {code}. Program week 0 starts {start_date}.")
+    click.echo(patient_id)
+
+
+# --- simulate ------------------------------------------------------------------------------------
+
+
+@click.group("simulate")
+def simulate_group():
+    """Run calls through the offline phone (never a real one)."""
+
+
+@simulate_group.command("call")
+@click.option("--patient", "patient_id", type=int, required=True)
+@click.option("--keys", required=True, help='What the caller does at each prompt: "1234,5,7,4200,3,2"; also silence, hangup, speech:seven[@0.4].')
+@click.option("--now", help="Run the call as if at this ISO 8601 time (default: now).")
+@click.option("--direction", type=click.Choice(["outbound", "inbound"]), default="outbound", show_default=True)
+@click.option("--answered-by", type=click.Choice(["human", "machine_start", "unknown"]), default="human", show_default=True)
+@with_appcontext
+def simulate_call_command(patient_id, keys, now, direction, answered_by):
+    """Play one call for a patient and print its transcript."""
+    from ivr_cbt.simulator.callers import ScriptedCaller
+    from ivr_cbt.simulator.runner import run_call
+
+    try:
+        caller = ScriptedCaller.parse(keys)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--keys") from None
+    try:
+        result = run_call(current_app, patient_id, caller, now=_instant(now), direction=direction, answered_by=answered_by)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    with db.session_scope(current_app) as session:
+        audit.record(session, _now(), audit.cli_actor(), "transcript_viewed", patient_id=patient_id, call_sid=result.call_sid)
+    click.echo(result.text())
+    click.echo(f"-- {result.call_sid}: {result.status}, {result.duration_s} s")
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+@click.group("export")
+def export_group():
+    """Export patient data (every export is audited)."""
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {out}", err=True)
+
+
+@export_group.command("checkins")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--patient", "patient_id", type=int, help="Only this patient.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of standard output.")
+@with_appcontext
+def export_checkins_command(fmt, patient_id, out):
+    """Export check-ins with each item's answer (null when skipped)."""
+    items = current_app.extensions["voice_settings"].flows[DEFAULT_FLOW].item_keys()
+    with db.session_scope(current_app) as session:
+        rows = exports.checkins(session, items, patient_id)
+        audit.record(session, _now(), audit.cli_actor(), "export_checkins", patient_id=patient_id, format=fmt, rows=len(rows))
+    _emit(exports.to_json(rows) if fmt == "json" else exports.checkins_to_csv(rows, items), out)
+
+
+@export_group.command("alerts")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def export_alerts_command(fmt, out):
+    """Export open and acknowledged alerts."""
+    with db.session_scope(current_app) as session:
+        rows = exports.alerts(session)
+        audit.record(session, _now(), audit.cli_actor(), "export_alerts", format=fmt, rows=len(rows))
+    _emit(exports.to_json(rows), out)
+
+
+# --- flows ---------------------------------------------------------------------------------------------
+
+
+@click.group("flows")
+def flows_group():
+    """Check call flows."""
+
+
+@flows_group.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def flows_validate_command(paths):
+    """Check flows (default: every flows/*.yaml) and their prompts in every language."""
+    settings = config.from_environment(config.PROJECT_ROOT / "instance")
+    paths = list(paths) or sorted(Path(settings["FLOWS_DIR"]).glob("*.yaml"))
+    problems: list[str] = []
+    try:
+        catalogue = Catalogue.load(Path(settings["PROMPTS_DIR"]))
+    except (PromptError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    problems += [f"prompts/{lang}: missing host prompt {pid!r}" for lang, pid in catalogue.missing(set(HOST_PROMPTS))]
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            flow = load_flow(path)
+        except FlowError as exc:
+            problems += [str(p) for p in exc.problems]
+            continue
+        if flow.id in seen:
+            problems.append(f"{path}: flow id {flow.id!r} is also used by {seen[flow.id]}")
+        seen[flow.id] = path
+        missing = catalogue.missing(flow.prompt_ids())
+        problems += [f"{path}: prompt {pid!r} is missing in prompts/{lang}/prompts.yaml" for lang, pid in missing]
+        if not missing:
+            click.echo(f"ok  {path}: {len(flow.nodes)} nodes, {len(flow.items)} items, prompts in {', '.join(sorted(catalogue.languages))}")
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found")
+
+
+# --- serve, demo -----------------------------------------------------------------------------------------
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def serve_command(host, port):
+    """Run the web app with the development server (production: gunicorn, see README)."""
+    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command():
+    """Enrol three demo patients, play their calls and print what happened."""
+    from ivr_cbt.demo import run_demo
+
+    run_demo(current_app, click.echo)
+
+
+COMMANDS = [
+    init_db_command, patients_group, simulate_group, export_group, flows_group, serve_command, demo_command,
+]
+
+
+def init_app(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)

@@ -1,0 +1,71 @@
+"""Configuration: working defaults, values from the environment, overrides from tests.
+
+Every variable read here is documented in README.md ("Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEV_SECRET = "dev-only-secret-change-me"
+DEV_AUTH_TOKEN = "offline-phone-auth-token"
+DEV_ACCOUNT_SID = "AC" + "0" * 32
+
+TELEPHONY_BACKENDS = ("mock", "twilio")
+
+
+def _default_database_url(instance_path: Path) -> str:
+    return f"sqlite:///{instance_path / 'ivr_cbt.sqlite'}"
+
+
+def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> dict:
+    """Return the app configuration read from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    backend = env.get("TELEPHONY_BACKEND", "mock").strip().lower()
+    secret = env.get("SECRET_KEY", DEV_SECRET)
+    return {
+        "DATABASE_URL": env.get("DATABASE_URL") or _default_database_url(instance_path),
+        "TELEPHONY_BACKEND": backend,
+        "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID),
+        "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN),
+        "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER", "+15005550006"),
+        "TWILIO_HTTP_TIMEOUT": float(env.get("TWILIO_HTTP_TIMEOUT", "10")),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "SECRET_KEY": secret,
+        "PIN_PEPPER": env.get("PIN_PEPPER", secret),
+        "CRISIS_LINE": env.get("CRISIS_LINE", "988"),
+        "ALERT_NOTIFY_NUMBER": env.get("ALERT_NOTIFY_NUMBER", ""),
+        "CALLBACK_NUMBER": env.get("CALLBACK_NUMBER", ""),
+        "DEFAULT_LANGUAGE": env.get("DEFAULT_LANGUAGE", "en"),
+        "FLOWS_DIR": env.get("FLOWS_DIR", str(PROJECT_ROOT / "flows")),
+        "PROMPTS_DIR": env.get("PROMPTS_DIR", str(PROJECT_ROOT / "prompts")),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+    }
+
+
+def check(config: dict) -> None:
+    """Refuse settings that would be unsafe or cannot work."""
+    backend = config["TELEPHONY_BACKEND"]
+    if backend not in TELEPHONY_BACKENDS:
+        raise ValueError(
+            f"TELEPHONY_BACKEND must be one of {', '.join(TELEPHONY_BACKENDS)}, not {backend!r}"
+        )
+    if backend == "twilio":
+        missing = [
+            name
+            for name, dev_value in (
+                ("SECRET_KEY", DEV_SECRET),
+                ("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN),
+                ("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID),
+            )
+            if config[name] == dev_value
+        ]
+        if missing:
+            raise ValueError(
+                "TELEPHONY_BACKEND=twilio needs real values for: " + ", ".join(missing)
+            )
+        if not config["PUBLIC_BASE_URL"].startswith("https://"):
+            raise ValueError("TELEPHONY_BACKEND=twilio needs an https:// PUBLIC_BASE_URL")

@@ -1,0 +1,146 @@
+"""Engine, sessions and the few database habits every module shares.
+
+* SQLite (the embedded default) runs with foreign keys on, WAL, a busy timeout, and
+  ``BEGIN IMMEDIATE`` transactions, so two writers queue instead of failing with a stale
+  snapshot.
+* PostgreSQL (production) uses psycopg 3.
+* Datetimes are stored in UTC and come back timezone-aware on both.
+* Schema changes go through Alembic (``migrations/``); ``create_app`` never creates tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask, g
+from sqlalchemy import event, orm
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ivr_cbt.config import PROJECT_ROOT
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Store aware datetimes as UTC; always return aware UTC datetimes."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def make_engine(url: str, **kwargs) -> sa.Engine:
+    """Create an engine with this project's per-dialect settings."""
+    url_obj = sa.engine.make_url(url)
+    if url_obj.get_backend_name() == "sqlite":
+        database = url_obj.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url_obj, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url_obj, **kwargs)
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event own transactions (pysqlite's own BEGIN is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_sqlite(bind: sa.Engine | sa.Connection | orm.Session) -> bool:
+    if isinstance(bind, orm.Session):
+        bind = bind.get_bind()
+    return bind.dialect.name == "sqlite"
+
+
+def insert_ignoring_conflicts(session: orm.Session, table: sa.Table, values: dict) -> bool:
+    """Insert a row unless a unique key already holds it; return True if it was inserted."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    return session.execute(statement).rowcount == 1
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Create or upgrade the schema with Alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+# --- Flask wiring -----------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    """Give the app an engine and a session per application context."""
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["db_engine"] = engine
+    app.extensions["db_sessionmaker"] = orm.sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+
+
+def session() -> orm.Session:
+    """Return the session of the current application context."""
+    if "db_session" not in g:
+        from flask import current_app
+
+        g.db_session = current_app.extensions["db_sessionmaker"]()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    db_session = g.pop("db_session", None)
+    if db_session is not None:
+        db_session.close()
+
+
+@contextmanager
+def session_scope(app: Flask) -> Iterator[orm.Session]:
+    """Yield a fresh session outside a request (CLI, jobs); commit on success."""
+    db_session = app.extensions["db_sessionmaker"]()
+    try:
+        yield db_session
+        db_session.commit()
+    except BaseException:
+        db_session.rollback()
+        raise
+    finally:
+        db_session.close()

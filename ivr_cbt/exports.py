@@ -1,0 +1,72 @@
+"""Exports of patient data. Each one is audited by the caller that runs it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from ivr_cbt.models import Alert, CheckIn
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def checkins(session: orm.Session, item_keys: Sequence[str], patient_id: int | None = None) -> list[dict]:
+    """One row per check-in; ``answers`` maps every item key to its value (None if skipped or not reached)."""
+    query = sa.select(CheckIn).options(orm.selectinload(CheckIn.answers)).order_by(CheckIn.patient_id, CheckIn.week)
+    if patient_id is not None:
+        query = query.where(CheckIn.patient_id == patient_id)
+    rows = []
+    for checkin in session.scalars(query):
+        values = {answer.item_key: answer.value for answer in checkin.answers}
+        rows.append(
+            {
+                "patient_id": checkin.patient_id,
+                "week": checkin.week,
+                "status": checkin.status.value,
+                "next_item": checkin.next_item,
+                "started_at": _iso(checkin.started_at),
+                "completed_at": _iso(checkin.completed_at),
+                "answers": {key: values.get(key) for key in item_keys},
+            }
+        )
+    return rows
+
+
+def alerts(session: orm.Session) -> list[dict]:
+    query = sa.select(Alert).order_by(Alert.created_at, Alert.id)
+    return [
+        {
+            "id": alert.id,
+            "patient_id": alert.patient_id,
+            "kind": alert.kind,
+            "created_at": _iso(alert.created_at),
+            "notified_at": _iso(alert.notified_at),
+            "acknowledged_at": _iso(alert.acknowledged_at),
+            "acknowledged_by": alert.acknowledged_by,
+        }
+        for alert in session.scalars(query)
+    ]
+
+
+def to_json(rows: list[dict]) -> str:
+    return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+
+
+def checkins_to_csv(rows: list[dict], item_keys: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["patient_id", "week", "status", *item_keys, "started_at", "completed_at"])
+    for row in rows:
+        answers = row["answers"]
+        writer.writerow(
+            [row["patient_id"], row["week"], row["status"], *("" if answers[k] is None else answers[k] for k in item_keys),
+             row["started_at"], row["completed_at"] or ""]
+        )
+    return buffer.getvalue()

@@ -1,0 +1,190 @@
+"""Typed models. Times are UTC; everything local is computed from ``Patient.timezone``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from ivr_cbt.db import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(so.DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class PatientStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    OPTED_OUT = "opted-out"
+
+
+class CheckinStatus(enum.StrEnum):
+    IN_PROGRESS = "in-progress"
+    PARTIAL = "partial"
+    COMPLETE = "complete"
+    MISSED = "missed"
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    code: so.Mapped[str] = so.mapped_column(sa.String(8), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(200))
+    phone: so.Mapped[str] = so.mapped_column(sa.String(16), unique=True)
+    pin_hash: so.Mapped[str] = so.mapped_column(sa.String(200))
+    timezone: so.Mapped[str] = so.mapped_column(sa.String(64))
+    language: so.Mapped[str] = so.mapped_column(sa.String(8))
+    program_start: so.Mapped[date]
+    status: so.Mapped[PatientStatus] = so.mapped_column(
+        _enum(PatientStatus, "patient_status"), default=PatientStatus.ACTIVE
+    )
+    created_at: so.Mapped[datetime]
+
+    checkins: so.Mapped[list[CheckIn]] = so.relationship(
+        back_populates="patient", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Call(Base):
+    """One phone call, inbound or outbound, and the flow state between its webhooks."""
+
+    __tablename__ = "calls"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    call_sid: so.Mapped[str] = so.mapped_column(sa.String(34), unique=True)
+    patient_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("checkins.id", ondelete="SET NULL"), index=True
+    )
+    direction: so.Mapped[str] = so.mapped_column(sa.String(16))
+    status: so.Mapped[str] = so.mapped_column(sa.String(16))
+    answered_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(24))
+    language: so.Mapped[str] = so.mapped_column(sa.String(8))
+    flow_id: so.Mapped[str] = so.mapped_column(sa.String(64))
+    # The engine's state between webhooks, the sequence number of the step the caller is
+    # on, and the TwiML we answered it with (replayed verbatim to a duplicate delivery).
+    flow_state: so.Mapped[Optional[dict[str, Any]]]
+    step: so.Mapped[int] = so.mapped_column(default=0)
+    last_twiml: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime]
+    answered_at: so.Mapped[Optional[datetime]]
+    ended_at: so.Mapped[Optional[datetime]]
+    duration_s: so.Mapped[Optional[int]]
+
+
+class CheckIn(Base):
+    """A patient's check-in for one program week, filled by one or more calls."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (sa.UniqueConstraint("patient_id", "week"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    patient_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("patients.id", ondelete="CASCADE")
+    )
+    week: so.Mapped[int]
+    status: so.Mapped[CheckinStatus] = so.mapped_column(_enum(CheckinStatus, "checkin_status"))
+    next_item: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    started_at: so.Mapped[datetime]
+    updated_at: so.Mapped[datetime]
+    completed_at: so.Mapped[Optional[datetime]]
+
+    patient: so.Mapped[Patient] = so.relationship(back_populates="checkins")
+    answers: so.Mapped[list[Answer]] = so.relationship(
+        back_populates="checkin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Answer.id",
+    )
+
+
+class Answer(Base):
+    """One item of a check-in, with the scale it was asked on. ``value`` is NULL if skipped."""
+
+    __tablename__ = "answers"
+    __table_args__ = (sa.UniqueConstraint("checkin_id", "item_key"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    checkin_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("checkins.id", ondelete="CASCADE")
+    )
+    item_key: so.Mapped[str] = so.mapped_column(sa.String(32))
+    value: so.Mapped[Optional[int]]
+    skipped: so.Mapped[bool] = so.mapped_column(default=False)
+    raw_input: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
+    input_mode: so.Mapped[str] = so.mapped_column(sa.String(8))
+    confidence: so.Mapped[Optional[float]]
+    scale_min: so.Mapped[int]
+    scale_max: so.Mapped[int]
+    scale_anchors: so.Mapped[dict[str, Any]]
+    scale_direction: so.Mapped[str] = so.mapped_column(sa.String(24))
+    call_sid: so.Mapped[str] = so.mapped_column(sa.String(34))
+    answered_at: so.Mapped[datetime]
+
+    checkin: so.Mapped[CheckIn] = so.relationship(back_populates="answers")
+
+
+class Alert(Base):
+    """Something a clinician must see; open until acknowledged."""
+
+    __tablename__ = "alerts"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    patient_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    kind: so.Mapped[str] = so.mapped_column(sa.String(32))
+    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("checkins.id", ondelete="SET NULL")
+    )
+    call_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(34))
+    created_at: so.Mapped[datetime]
+    notified_at: so.Mapped[Optional[datetime]]
+    acknowledged_at: so.Mapped[Optional[datetime]]
+    acknowledged_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
+    note: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+
+
+class AuditEvent(Base):
+    """Who did what, when. Ids only: never names, numbers or answers.
+
+    ``patient_id`` is deliberately not a foreign key: the trail outlives the rows it names.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_patient_id_at", "patient_id", "at"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    at: so.Mapped[datetime]
+    actor: so.Mapped[str] = so.mapped_column(sa.String(200))
+    action: so.Mapped[str] = so.mapped_column(sa.String(64))
+    patient_id: so.Mapped[Optional[int]]
+    call_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(34))
+    detail: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)

@@ -1,0 +1,83 @@
+"""Run whole calls against an app in this process, as if at a chosen time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from flask import Flask
+
+from ivr_cbt import db
+from ivr_cbt.calls import place_checkin_call
+from ivr_cbt.clock import SimulatedClock
+from ivr_cbt.models import Patient
+from ivr_cbt.simulator.callers import Caller
+from ivr_cbt.simulator.phone import CallResult, OfflinePhone
+from ivr_cbt.simulator.transport import FlaskTransport
+from ivr_cbt.telephony.mock import MockTelephony
+
+
+def make_phone(app: Flask, *, clock: SimulatedClock | None = None, **options) -> OfflinePhone:
+    """An offline phone wired to ``app`` in-process, signing with the app's auth token."""
+    return OfflinePhone(
+        FlaskTransport(app),
+        auth_token=app.config["TWILIO_AUTH_TOKEN"],
+        account_sid=app.config["TWILIO_ACCOUNT_SID"],
+        public_base_url=app.config["PUBLIC_BASE_URL"],
+        clock=clock,
+        **options,
+    )
+
+
+@contextmanager
+def simulated_time(app: Flask, now: datetime) -> Iterator[SimulatedClock]:
+    """Run the app on a simulated clock starting at ``now`` (in-process simulations only)."""
+    previous = app.extensions["clock"]
+    clock = previous if isinstance(previous, SimulatedClock) else SimulatedClock(now)
+    clock.set(now)
+    app.extensions["clock"] = clock
+    try:
+        yield clock
+    finally:
+        app.extensions["clock"] = previous
+
+
+def run_call(
+    app: Flask,
+    patient_id: int,
+    caller: Caller,
+    *,
+    now: datetime,
+    direction: str = "outbound",
+    answered_by: str | None = "human",
+    **phone_options,
+) -> CallResult:
+    """Play one call between the app and patient ``patient_id``, starting at ``now``.
+
+    Outbound calls are placed through a mock adapter (never a real provider), then answered
+    by the offline phone; inbound calls come from the patient's own number.
+    """
+    with simulated_time(app, now) as clock, app.app_context():
+        session = db.session()
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise LookupError(f"no patient {patient_id}")
+        phone = make_phone(app, clock=clock, **phone_options)
+        program_number = app.config["TWILIO_FROM_NUMBER"]
+        if direction == "inbound":
+            return phone.call(caller, from_=patient.phone, to=program_number, direction="inbound")
+        settings = app.extensions["voice_settings"]
+        adapter = app.extensions["telephony"]
+        if not isinstance(adapter, MockTelephony):
+            adapter = MockTelephony()  # a simulation never rings a real phone
+        call = place_checkin_call(session, adapter, settings, patient, from_number=program_number, now=clock.now())
+        session.commit()
+        return phone.call(
+            caller,
+            from_=program_number,
+            to=patient.phone,
+            direction="outbound-api",
+            call_sid=call.call_sid,
+            answered_by=answered_by,
+        )

@@ -1,0 +1,99 @@
+"""Turn engine outputs into TwiML, built only with twilio's VoiceResponse.
+
+Everything said since the caller last acted is nested inside the ``<Gather>``, so a caller
+who knows the question can answer before it ends. A ``<Redirect>`` follows every Gather:
+Twilio falls through to it when the caller stays silent, and it reports the no-input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from urllib.parse import quote
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from ivr_cbt.callflow import spec
+from ivr_cbt.prompts import Catalogue
+
+FeedbackResolver = Callable[[], Iterable[spec.Output]]
+
+
+class Renderer:
+    def __init__(self, catalogue: Catalogue, base_url: str):
+        self.catalogue = catalogue
+        self.base_url = base_url
+
+    def media_url(self, language: str, prompt_id: str) -> str:
+        return f"{self.base_url}/media/{quote(language)}/{quote(prompt_id)}.wav"
+
+    def render(
+        self,
+        outputs: Iterable[spec.Output],
+        language: str,
+        *,
+        listen: spec.Listen | None = None,
+        action_url: str = "",
+        noinput_url: str = "",
+        feedback: FeedbackResolver | None = None,
+    ) -> str:
+        lang = self.catalogue.languages[language]
+        response = VoiceResponse()
+        pending: list[spec.Output] = []
+        for output in self._expand(outputs, feedback):
+            if isinstance(output, spec.DialOut):
+                self._speak(response, pending, lang)
+                response.dial(output.number)
+            elif isinstance(output, spec.Hangup):
+                self._speak(response, pending, lang)
+                response.hangup()
+            else:
+                pending.append(output)
+        if listen is None:
+            self._speak(response, pending, lang)
+        else:
+            gather = response.gather(
+                input="dtmf speech" if listen.speech else "dtmf",
+                action=action_url,
+                method="POST",
+                timeout=listen.timeout,
+                num_digits=listen.max_digits,
+                finish_on_key=listen.finish_on_key,
+                action_on_empty_result=False,
+                **(
+                    {"language": lang.speech_language, "speech_timeout": "auto", "hints": lang.hints}
+                    if listen.speech
+                    else {}
+                ),
+            )
+            self._speak(gather, pending, lang)
+            response.redirect(noinput_url, method="POST")
+        return str(response)
+
+    @staticmethod
+    def _expand(outputs: Iterable[spec.Output], feedback: FeedbackResolver | None) -> Iterable[spec.Output]:
+        for output in outputs:
+            if isinstance(output, spec.PlayFeedback):
+                yield from (feedback() if feedback else ())
+            else:
+                yield output
+
+    def _speak(self, parent: VoiceResponse | Gather, pending: list[spec.Output], lang) -> None:
+        """Add the pending outputs: clips as <Play>, runs of text merged into one <Say>."""
+        words: list[str] = []
+
+        def flush() -> None:
+            if words:
+                parent.say(" ".join(words), voice=lang.voice, language=lang.say_language)
+                words.clear()
+
+        for output in pending:
+            if isinstance(output, spec.Prompt) and self.catalogue.has_clip(output.id, lang.code):
+                flush()
+                parent.play(self.media_url(lang.code, output.id))
+            elif isinstance(output, spec.Prompt):
+                words.append(self.catalogue.text(output.id, lang.code))
+            elif isinstance(output, spec.SayValue):
+                spoken = " ".join(output.value) if output.say_as == "digits" else output.value
+                words.append(spoken + "." if output.end_sentence else spoken)
+        flush()
+        pending.clear()
