@@ -290,7 +290,7 @@ class CallService:
     def _voicemail(self, language: str) -> str:
         outputs = [
             spec.Prompt("voicemail_message"),
-            spec.SayValue(self.settings.callback_number.lstrip("+"), "digits"),
+            spec.SayValue(self.settings.callback_number.lstrip("+"), "digits", end_sentence=True),
             spec.Prompt("voicemail_goodbye"),
             spec.Hangup(),
         ]

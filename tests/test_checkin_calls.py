@@ -207,7 +207,7 @@ def test_the_safety_alert_is_opened_in_the_request_that_carries_the_yes(app, cal
 def test_an_answering_machine_gets_a_voicemail_safe_message(app, call, patient_id):
     result = call(patient_id, "", answered_by="machine_start")
     said = result.said()
-    assert "call us back at 1 5 0 0 5 5 5 0 0 0 6" in said
+    assert "call us back at 1 5 0 0 5 5 5 0 0 0 6." in said
     assert "Test Patient" not in said
     assert not any(word in said.lower() for word in CLINICAL_WORDS)
     assert call_row(app, result.call_sid).answered_by == "machine_start"

@@ -1,0 +1,79 @@
+"""Schema: the migration matches the models on every backend; SQLite settings; UTC times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from ivr_cbt import db
+from ivr_cbt.models import AuditEvent, Base
+
+
+def test_the_migrated_schema_matches_the_models(app):
+    engine = app.extensions["db_engine"]
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_sqlite_runs_with_foreign_keys_and_wal(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'pragmas.sqlite'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+    engine.dispose()
+
+
+def test_a_foreign_key_is_enforced(app, clock):
+    from ivr_cbt.models import CheckIn
+
+    with app.app_context():
+        session = db.session()
+        with pytest.raises(sa.exc.IntegrityError):
+            session.execute(sa.insert(CheckIn.__table__).values(
+                patient_id=999, week=0, status="in-progress", started_at=clock.now(), updated_at=clock.now()))
+
+
+def test_times_are_stored_in_utc_and_come_back_aware(app, clock):
+    from zoneinfo import ZoneInfo
+
+    local = datetime(2026, 3, 8, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    with app.app_context():
+        session = db.session()
+        session.add(AuditEvent(at=local, actor="test", action="x"))
+        session.commit()
+        stored = session.scalar(sa.select(AuditEvent.at))
+    assert stored == local and stored.utcoffset().total_seconds() == 0
+
+
+def test_a_naive_time_is_refused(app):
+    with app.app_context():
+        session = db.session()
+        session.add(AuditEvent(at=datetime(2026, 1, 1), actor="test", action="x"))
+        with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+            session.flush()
+
+
+def test_the_migration_downgrades_and_upgrades_cleanly(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'cycle.sqlite'}"
+    db.upgrade_database(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logger"] = False
+    command.downgrade(cfg, "base")
+    engine = sa.create_engine(url)
+    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()
+    db.upgrade_database(url)
+    engine = sa.create_engine(url)
+    assert {"patients", "calls", "checkins", "answers", "alerts", "audit_events"} <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()
