@@ -21,8 +21,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # Twilio's webhooks are a few hundred bytes
     _configure_logging(app)
 
-    from ivr_cbt import cli, clock, db, telephony, voice, voice_settings
+    from ivr_cbt import cli, clock, db, sessions, telephony, voice, voice_settings
 
+    app.session_interface = sessions.SessionInterface()
     db.init_app(app)
     app.extensions["clock"] = app.config.get("CLOCK") or clock.SystemClock()
     telephony.init_app(app)

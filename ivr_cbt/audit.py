@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import orm
 
+from ivr_cbt.db import connection_of
 from ivr_cbt.models import AuditEvent
+
+_INSERT = sa.insert(AuditEvent.__table__)
 
 
 def record(
-    session: orm.Session,
+    target: sa.Connection | orm.Session,
     now: datetime,
     actor: str,
     action: str,
@@ -18,11 +22,12 @@ def record(
     patient_id: int | None = None,
     call_sid: str | None = None,
     **detail,
-) -> AuditEvent:
-    """Add an audit row to ``session`` (committed with the work it describes)."""
-    event = AuditEvent(at=now, actor=actor, action=action, patient_id=patient_id, call_sid=call_sid, detail=detail)
-    session.add(event)
-    return event
+) -> None:
+    """Write an audit row in the caller's transaction (committed with the work it describes)."""
+    connection_of(target).execute(
+        _INSERT,
+        {"at": now, "actor": actor, "action": action, "patient_id": patient_id, "call_sid": call_sid, "detail": detail},
+    )
 
 
 def cli_actor() -> str:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import orm
 
 from ivr_cbt import audit, checkins
 from ivr_cbt.callflow import engine, spec
@@ -22,6 +21,17 @@ from ivr_cbt.telephony import CallRequest, Telephony
 from ivr_cbt.twiml import Renderer
 
 log = logging.getLogger(__name__)
+
+# Webhook turns run these statements many times a second: build them once, bind values per turn.
+_calls = Call.__table__
+_patients = Patient.__table__
+_CALL_BY_SID = sa.select(_calls).where(_calls.c.call_sid == sa.bindparam("b_sid"))
+_TAKE_STEP = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.step == sa.bindparam("b_seq"))
+_MOVE_STATUS = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.status == sa.bindparam("b_status"))
+_LAST_TWIML = sa.select(_calls.c.last_twiml).where(_calls.c.id == sa.bindparam("b_id"))
+_PATIENT_BY_PHONE = sa.select(_patients.c.id, _patients.c.language).where(_patients.c.phone == sa.bindparam("b_phone"))
+_PATIENT_ID_BY_CODE = sa.select(_patients.c.id).where(_patients.c.code == sa.bindparam("b_code"))
+_NEW_CALL = sa.insert(_calls).returning(_calls.c.id)
 
 DEFAULT_FLOW = "weekly_checkin"
 TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -78,7 +88,7 @@ class UnknownCall(LookupError):
 class _Turn:
     """What one webhook turn learns and changes, applied in one UPDATE at the end."""
 
-    call: Call
+    call: sa.Row
     patient_id: int | None  # pre-selected by the number until the PIN is verified
     checkin_id: int | None
     language: str
@@ -89,10 +99,10 @@ class _Turn:
 
 
 class CallService:
-    """Webhook turns for one request: a session, the time, the app's voice settings."""
+    """Webhook turns for one request: a connection, the time, the app's voice settings."""
 
-    def __init__(self, session: orm.Session, settings: VoiceSettings, now: datetime):
-        self.session, self.settings, self.now = session, settings, now
+    def __init__(self, conn: sa.Connection, settings: VoiceSettings, now: datetime):
+        self.conn, self.settings, self.now = conn, settings, now
 
     # --- /voice/answer ---------------------------------------------------------------------
 
@@ -123,15 +133,15 @@ class CallService:
         twiml = self._run(turn, flow, step, seq=0)
         return self._commit(call, 0, {**changes, **self._turn_changes(turn, twiml)}), turn.alerts
 
-    def _preselect(self, answered: Answered) -> Patient | None:
-        """The patient the number points to; only the PIN proves who answered."""
+    def _preselect(self, answered: Answered) -> sa.Row | None:
+        """The patient (id, language) the number points to; only the PIN proves who answered."""
         number = answered.from_ if answered.direction == "inbound" else answered.to
-        return self.session.scalar(sa.select(Patient).where(Patient.phone == number)) if number else None
+        return self.conn.execute(_PATIENT_BY_PHONE, {"b_phone": number}).one_or_none() if number else None
 
-    def _new_call(self, answered: Answered) -> Call:
+    def _new_call(self, answered: Answered) -> sa.Row:
         patient = self._preselect(answered)
         inserted = insert_ignoring_conflicts(
-            self.session,
+            self.conn,
             Call.__table__,
             {
                 "call_sid": answered.call_sid,
@@ -177,7 +187,7 @@ class CallService:
             outputs += step.outputs
         turn.final_step = step
         if turn.recorded:
-            checkins.update_progress(self.session, turn.checkin_id, step.state["answered"], flow.item_keys(), self.now)
+            checkins.update_progress(self.conn, turn.checkin_id, step.state["answered"], flow.item_keys(), self.now)
         next_seq = seq + 1
         return self.settings.renderer.render(
             outputs,
@@ -191,36 +201,36 @@ class CallService:
         sid = turn.call.call_sid
         for effect in step.effects:
             if isinstance(effect, spec.RecordAnswer):
-                checkins.record_answer(self.session, turn.checkin_id, flow.items[effect.item], effect, sid, self.now)
+                checkins.record_answer(self.conn, turn.checkin_id, flow.items[effect.item], effect, sid, self.now)
                 turn.recorded = True
             elif isinstance(effect, spec.OpenAlert):
-                alert = checkins.open_alert(
-                    self.session, patient_id=turn.patient_id, kind=effect.kind, checkin_id=turn.checkin_id, call_sid=sid, now=self.now
+                alert_id = checkins.open_alert(
+                    self.conn, patient_id=turn.patient_id, kind=effect.kind, checkin_id=turn.checkin_id, call_sid=sid, now=self.now
                 )
-                turn.alerts.append(alert.id)
-                log.warning("call %s: %s alert %s opened for patient %s", sid, effect.kind, alert.id, turn.patient_id)
+                turn.alerts.append(alert_id)
+                log.warning("call %s: %s alert %s opened for patient %s", sid, effect.kind, alert_id, turn.patient_id)
             elif isinstance(effect, spec.IdentityFailed):
                 audit.record(
-                    self.session, self.now, "caller", "identity_failed",
+                    self.conn, self.now, "caller", "identity_failed",
                     patient_id=turn.claimed_patient_id, call_sid=sid, reason=effect.reason,
                 )
                 log.info("call %s: identity not confirmed (%s)", sid, effect.reason)
 
     def _verify(self, turn: _Turn, flow: spec.Flow, verify: spec.VerifyIdentity) -> spec.Event:
         patient = checkins.verify_caller(
-            self.session, patient_id=turn.patient_id, code=verify.code, pin=verify.pin,
+            self.conn, patient_id=turn.patient_id, code=verify.code, pin=verify.pin,
             pepper=self.settings.pepper, now=self.now,
         )
         if patient is None:
             if verify.code is not None:
-                turn.claimed_patient_id = self.session.scalar(sa.select(Patient.id).where(Patient.code == verify.code))
+                turn.claimed_patient_id = self.conn.execute(_PATIENT_ID_BY_CODE, {"b_code": verify.code}).scalar()
             else:
                 turn.claimed_patient_id = turn.patient_id
             return spec.Rejected()
         items = flow.item_keys()
-        checkin, answered = checkins.open_checkin(self.session, patient, self.now, items[0] if items else None)
-        turn.patient_id, turn.checkin_id, turn.language = patient.id, checkin.id, patient.language
-        audit.record(self.session, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid)
+        checkin_id, answered = checkins.open_checkin(self.conn, patient, self.now, items[0] if items else None)
+        turn.patient_id, turn.checkin_id, turn.language = patient.id, checkin_id, patient.language
+        audit.record(self.conn, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid)
         return spec.Identified(answered=frozenset(answered), feedback_waiting=False, language=patient.language)
 
     @staticmethod
@@ -233,15 +243,13 @@ class CallService:
             "language": turn.language,
         }
 
-    def _commit(self, call: Call, seq: int, changes: dict) -> str:
+    def _commit(self, call: sa.Row, seq: int, changes: dict) -> str:
         """Take step ``seq`` (compare-and-set) and commit; if another delivery took it, replay."""
-        taken = self.session.execute(
-            sa.update(Call).where(Call.id == call.id, Call.step == seq).values(step=seq + 1, **changes)
-        ).rowcount
+        taken = self.conn.execute(_TAKE_STEP, {"b_id": call.id, "b_seq": seq, "step": seq + 1, **changes}).rowcount
         if taken != 1:
-            self.session.rollback()
-            return self.session.scalar(sa.select(Call.last_twiml).where(Call.id == call.id))
-        self.session.commit()
+            self.conn.rollback()
+            return self.conn.execute(_LAST_TWIML, {"b_id": call.id}).scalar()
+        self.conn.commit()
         return changes["last_twiml"]
 
     # --- /voice/status ---------------------------------------------------------------------------
@@ -251,7 +259,7 @@ class CallService:
         call = self._call(report.call_sid)
         if call is None:
             insert_ignoring_conflicts(
-                self.session,
+                self.conn,
                 Call.__table__,
                 {
                     "call_sid": report.call_sid,
@@ -271,21 +279,19 @@ class CallService:
             if new in TERMINAL:
                 changes.update(ended_at=self.now, duration_s=report.duration_s)
                 if call.checkin_id is not None:
-                    checkins.close_after_call(self.session, call.checkin_id, self.now)
+                    checkins.close_after_call(self.conn, call.checkin_id, self.now)
         answered_by = _normalise_answered_by(report.answered_by)
         if answered_by and not call.answered_by:
             changes["answered_by"] = answered_by
         if changes:
             # Only move forward: a concurrent callback that already finished the call wins.
-            self.session.execute(
-                sa.update(Call).where(Call.id == call.id, Call.status == call.status).values(**changes)
-            )
-        self.session.commit()
+            self.conn.execute(_MOVE_STATUS, {"b_id": call.id, "b_status": call.status, **changes})
+        self.conn.commit()
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _call(self, call_sid: str) -> Call | None:
-        return self.session.scalar(sa.select(Call).where(Call.call_sid == call_sid).execution_options(populate_existing=True))
+    def _call(self, call_sid: str) -> sa.Row | None:
+        return self.conn.execute(_CALL_BY_SID, {"b_sid": call_sid}).one_or_none()
 
     def _voicemail(self, language: str) -> str:
         outputs = [
@@ -307,10 +313,10 @@ def _normalise_answered_by(value: str | None) -> str | None:
 
 
 def place_checkin_call(
-    session: orm.Session, telephony: Telephony, settings: VoiceSettings, patient: Patient, *, from_number: str, now: datetime,
+    conn: sa.Connection, telephony: Telephony, settings: VoiceSettings, patient: Patient, *, from_number: str, now: datetime,
     flow_id: str = DEFAULT_FLOW,
-) -> Call:
-    """Ask the provider to call ``patient`` and record the call."""
+) -> str:
+    """Ask the provider to call ``patient``, record the call, and return its sid."""
     placed = telephony.place_call(
         CallRequest(
             to=patient.phone,
@@ -319,16 +325,17 @@ def place_checkin_call(
             status_callback_url=settings.url("/voice/status"),
         )
     )
-    call = Call(
-        call_sid=placed.sid,
-        patient_id=patient.id,
-        direction="outbound-api",
-        status="queued",
-        language=patient.language,
-        flow_id=flow_id,
-        step=0,
-        created_at=now,
+    conn.execute(
+        _NEW_CALL,
+        {
+            "call_sid": placed.sid,
+            "patient_id": patient.id,
+            "direction": "outbound-api",
+            "status": "queued",
+            "language": patient.language,
+            "flow_id": flow_id,
+            "step": 0,
+            "created_at": now,
+        },
     )
-    session.add(call)
-    session.flush()
-    return call
+    return placed.sid

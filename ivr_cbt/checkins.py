@@ -1,7 +1,8 @@
 """Check-in services: verify the caller, open the week's check-in, record answers, close it.
 
-Each function adds to the caller's session; the webhook commits once per request, so every
-answer is durable as soon as the request that delivered it returns.
+They run on the webhook hot path, so they use prebuilt Core statements on the request's
+connection; the webhook commits once per request, so every answer is durable as soon as the
+request that delivered it returns.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy import orm
 
 from ivr_cbt import audit
 from ivr_cbt.callflow import spec
@@ -20,52 +20,68 @@ from ivr_cbt.patients import program_week
 from ivr_cbt.security import verify_pin
 
 # After this many calls that failed identification within the window, a patient's PIN is
-# refused on every call until the window has passed (or a clinician resets it).
+# refused on every call until the window has passed.
 LOCKOUT_FAILED_CALLS = 5
 LOCKOUT_WINDOW = timedelta(hours=24)
 
+_patients, _checkins, _answers, _alerts, _audit = (
+    Patient.__table__, CheckIn.__table__, Answer.__table__, Alert.__table__, AuditEvent.__table__,
+)
+_PATIENT_COLUMNS = (_patients.c.id, _patients.c.pin_hash, _patients.c.language, _patients.c.timezone, _patients.c.program_start)
+_PATIENT_BY_ID = sa.select(*_PATIENT_COLUMNS).where(_patients.c.id == sa.bindparam("b_id"))
+_PATIENT_BY_CODE = sa.select(*_PATIENT_COLUMNS).where(_patients.c.code == sa.bindparam("b_code"))
+_FAILURES = (
+    sa.select(sa.func.count())
+    .select_from(_audit)
+    .where(_audit.c.patient_id == sa.bindparam("b_id"), _audit.c.action == "identity_failed", _audit.c.at > sa.bindparam("b_since"))
+)
+_CHECKIN = sa.select(_checkins.c.id, _checkins.c.status).where(
+    _checkins.c.patient_id == sa.bindparam("b_patient"), _checkins.c.week == sa.bindparam("b_week")
+)
+_REOPEN = sa.update(_checkins).where(_checkins.c.id == sa.bindparam("b_id"))
+_ANSWERED = sa.select(_answers.c.item_key).where(_answers.c.checkin_id == sa.bindparam("b_id"))
+_UNLESS_COMPLETE = sa.update(_checkins).where(
+    _checkins.c.id == sa.bindparam("b_id"), _checkins.c.status != CheckinStatus.COMPLETE.value
+)
+_IF_IN_PROGRESS = sa.update(_checkins).where(
+    _checkins.c.id == sa.bindparam("b_id"), _checkins.c.status == CheckinStatus.IN_PROGRESS.value
+)
+_NEW_ALERT = sa.insert(_alerts).returning(_alerts.c.id)
+
 
 def verify_caller(
-    session: orm.Session, *, patient_id: int | None, code: str | None, pin: str, pepper: str, now: datetime
-) -> Patient | None:
-    """Return the patient these credentials prove, or None.
+    conn: sa.Connection, *, patient_id: int | None, code: str | None, pin: str, pepper: str, now: datetime
+) -> sa.Row | None:
+    """Return the patient (id, pin_hash, language, timezone, program_start) these credentials prove, or None.
 
     ``patient_id`` is the patient the call pre-selected (outbound call, or a known caller id);
     ``code`` is the patient code an unknown caller typed.
     """
     if code is not None:
-        patient = session.scalar(sa.select(Patient).where(Patient.code == code))
+        patient = conn.execute(_PATIENT_BY_CODE, {"b_code": code}).one_or_none()
     elif patient_id is not None:
-        patient = session.get(Patient, patient_id)
+        patient = conn.execute(_PATIENT_BY_ID, {"b_id": patient_id}).one_or_none()
     else:
         patient = None
     if patient is None:
         return None
-    if is_locked_out(session, patient.id, now):
-        audit.record(session, now, "system", "identity_locked_out", patient_id=patient.id)
+    if is_locked_out(conn, patient.id, now):
+        audit.record(conn, now, "system", "identity_locked_out", patient_id=patient.id)
         return None
     return patient if verify_pin(pin, patient.pin_hash, pepper) else None
 
 
-def is_locked_out(session: orm.Session, patient_id: int, now: datetime) -> bool:
-    failures = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(AuditEvent)
-        .where(
-            AuditEvent.patient_id == patient_id,
-            AuditEvent.action == "identity_failed",
-            AuditEvent.at > now - LOCKOUT_WINDOW,
-        )
-    )
+def is_locked_out(conn: sa.Connection, patient_id: int, now: datetime) -> bool:
+    failures = conn.execute(_FAILURES, {"b_id": patient_id, "b_since": now - LOCKOUT_WINDOW}).scalar()
     return failures >= LOCKOUT_FAILED_CALLS
 
 
-def open_checkin(session: orm.Session, patient: Patient, now: datetime, first_item: str | None) -> tuple[CheckIn, set[str]]:
-    """Get or create the patient's check-in for the current program week; return it and the items it holds."""
+def open_checkin(conn: sa.Connection, patient: sa.Row, now: datetime, first_item: str | None) -> tuple[int, set[str]]:
+    """Get or create the patient's check-in for the current program week; return its id and the items it holds."""
     week = program_week(patient.program_start, patient.timezone, now)
     insert_ignoring_conflicts(
-        session,
-        CheckIn.__table__,
+        conn,
+        _checkins,
         {
             "patient_id": patient.id,
             "week": week,
@@ -75,21 +91,17 @@ def open_checkin(session: orm.Session, patient: Patient, now: datetime, first_it
             "updated_at": now,
         },
     )
-    checkin = session.scalar(sa.select(CheckIn).where(CheckIn.patient_id == patient.id, CheckIn.week == week))
+    checkin = conn.execute(_CHECKIN, {"b_patient": patient.id, "b_week": week}).one()
     if checkin.status in (CheckinStatus.PARTIAL, CheckinStatus.MISSED):
-        checkin.status = CheckinStatus.IN_PROGRESS
-        checkin.updated_at = now
-    answered = set(session.scalars(sa.select(Answer.item_key).where(Answer.checkin_id == checkin.id)))
-    return checkin, answered
+        conn.execute(_REOPEN, {"b_id": checkin.id, "status": CheckinStatus.IN_PROGRESS.value, "updated_at": now})
+    return checkin.id, set(conn.execute(_ANSWERED, {"b_id": checkin.id}).scalars())
 
 
-def record_answer(
-    session: orm.Session, checkin_id: int, item: spec.Item, answer: spec.RecordAnswer, call_sid: str, now: datetime
-) -> bool:
+def record_answer(conn: sa.Connection, checkin_id: int, item: spec.Item, answer: spec.RecordAnswer, call_sid: str, now: datetime) -> bool:
     """Store one answer with its scale; an item already answered keeps its first answer."""
     return insert_ignoring_conflicts(
-        session,
-        Answer.__table__,
+        conn,
+        _answers,
         {
             "checkin_id": checkin_id,
             "item_key": answer.item,
@@ -108,33 +120,25 @@ def record_answer(
     )
 
 
-def update_progress(session: orm.Session, checkin_id: int, answered: Sequence[str], items: Sequence[str], now: datetime) -> None:
+def update_progress(conn: sa.Connection, checkin_id: int, answered: Sequence[str], items: Sequence[str], now: datetime) -> None:
     """Point the check-in at its first unanswered item; mark it complete when none is left."""
-    remaining = [key for key in items if key not in set(answered)]
-    values: dict = {"next_item": remaining[0] if remaining else None, "updated_at": now}
+    done = set(answered)
+    remaining = [key for key in items if key not in done]
+    values: dict = {"b_id": checkin_id, "next_item": remaining[0] if remaining else None, "updated_at": now}
     if not remaining:
-        values.update(status=CheckinStatus.COMPLETE, completed_at=now)
-    session.execute(
-        sa.update(CheckIn)
-        .where(CheckIn.id == checkin_id, CheckIn.status != CheckinStatus.COMPLETE)
-        .values(**values)
-    )
+        values.update(status=CheckinStatus.COMPLETE.value, completed_at=now)
+    conn.execute(_UNLESS_COMPLETE, values)
 
 
-def close_after_call(session: orm.Session, checkin_id: int, now: datetime) -> None:
+def close_after_call(conn: sa.Connection, checkin_id: int, now: datetime) -> None:
     """A call ended: a check-in it left unfinished becomes partial (its answers stay)."""
-    session.execute(
-        sa.update(CheckIn)
-        .where(CheckIn.id == checkin_id, CheckIn.status == CheckinStatus.IN_PROGRESS)
-        .values(status=CheckinStatus.PARTIAL, updated_at=now)
-    )
+    conn.execute(_IF_IN_PROGRESS, {"b_id": checkin_id, "status": CheckinStatus.PARTIAL.value, "updated_at": now})
 
 
-def open_alert(
-    session: orm.Session, *, patient_id: int, kind: str, checkin_id: int | None, call_sid: str | None, now: datetime
-) -> Alert:
-    alert = Alert(patient_id=patient_id, kind=kind, checkin_id=checkin_id, call_sid=call_sid, created_at=now)
-    session.add(alert)
-    session.flush()
-    audit.record(session, now, "system", "alert_opened", patient_id=patient_id, call_sid=call_sid, alert_id=alert.id, kind=kind)
-    return alert
+def open_alert(conn: sa.Connection, *, patient_id: int, kind: str, checkin_id: int | None, call_sid: str | None, now: datetime) -> int:
+    """Open an alert; return its id."""
+    alert_id = conn.execute(
+        _NEW_ALERT, {"patient_id": patient_id, "kind": kind, "checkin_id": checkin_id, "call_sid": call_sid, "created_at": now}
+    ).scalar_one()
+    audit.record(conn, now, "system", "alert_opened", patient_id=patient_id, call_sid=call_sid, alert_id=alert_id, kind=kind)
+    return alert_id

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, g
+from flask import Flask, current_app, g
 from sqlalchemy import event, orm
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -54,7 +55,10 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
         engine = sa.create_engine(url_obj, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip on every webhook. Connections are recycled instead,
+    # and on a disconnect SQLAlchemy invalidates the whole pool, so after a database restart
+    # one request fails (Twilio then uses the Fallback URL) and the next ones reconnect.
+    kwargs.setdefault("pool_recycle", 1800)
     return sa.create_engine(url_obj, **kwargs)
 
 
@@ -72,7 +76,13 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: this runs for every transaction, on the webhook hot path.
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+
+
+def connection_of(target: sa.Connection | orm.Session) -> sa.Connection:
+    """The connection to run Core statements on, inside the session's transaction if given one."""
+    return target.connection() if isinstance(target, orm.Session) else target
 
 
 def is_sqlite(bind: sa.Engine | sa.Connection | orm.Session) -> bool:
@@ -81,11 +91,16 @@ def is_sqlite(bind: sa.Engine | sa.Connection | orm.Session) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-def insert_ignoring_conflicts(session: orm.Session, table: sa.Table, values: dict) -> bool:
+@cache
+def _insert_ignoring(dialect_name: str, table: sa.Table):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def insert_ignoring_conflicts(target: sa.Connection | orm.Session, table: sa.Table, values: dict) -> bool:
     """Insert a row unless a unique key already holds it; return True if it was inserted."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    return session.execute(statement).rowcount == 1
+    conn = connection_of(target)
+    return conn.execute(_insert_ignoring(conn.dialect.name, table), values).rowcount == 1
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
@@ -110,26 +125,38 @@ def upgrade_database(url: str, revision: str = "head") -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Give the app an engine and a session per application context."""
+    """Give the app an engine, and a session or connection per application context."""
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = orm.sessionmaker(engine, expire_on_commit=False)
-    app.teardown_appcontext(_close_session)
+    app.teardown_appcontext(_close)
 
 
 def session() -> orm.Session:
-    """Return the session of the current application context."""
+    """Return the ORM session of the current application context (pages, commands)."""
     if "db_session" not in g:
-        from flask import current_app
-
         g.db_session = current_app.extensions["db_sessionmaker"]()
     return g.db_session
 
 
-def _close_session(_exc: BaseException | None) -> None:
+def connection() -> sa.Connection:
+    """Return a plain connection for the current application context (the webhook hot path).
+
+    Webhooks run a handful of prebuilt Core statements per request; an ORM session would
+    cost more than the statements themselves.
+    """
+    if "db_connection" not in g:
+        g.db_connection = current_app.extensions["db_engine"].connect()
+    return g.db_connection
+
+
+def _close(_exc: BaseException | None) -> None:
     db_session = g.pop("db_session", None)
     if db_session is not None:
         db_session.close()
+    db_connection = g.pop("db_connection", None)
+    if db_connection is not None:
+        db_connection.close()  # rolls back anything left uncommitted
 
 
 @contextmanager

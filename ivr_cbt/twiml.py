@@ -8,7 +8,9 @@ Twilio falls through to it when the caller stays silent, and it reports the no-i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -16,15 +18,21 @@ from ivr_cbt.callflow import spec
 from ivr_cbt.prompts import Catalogue
 
 FeedbackResolver = Callable[[], Iterable[spec.Output]]
+_QUOTE = {'"': "&quot;"}
+
+
+# Stand-ins for the per-step URLs, so a rendered document can be cached and reused.
+_ACTION = "https://step.invalid/action"
+_NOINPUT = "https://step.invalid/noinput"
 
 
 class Renderer:
     def __init__(self, catalogue: Catalogue, base_url: str):
         self.catalogue = catalogue
         self.base_url = base_url
-
-    def media_url(self, language: str, prompt_id: str) -> str:
-        return f"{self.base_url}/media/{quote(language)}/{quote(prompt_id)}.wav"
+        # Prompts are fixed at start-up, so the same outputs always give the same document:
+        # cache it with stand-in URLs and fill in each step's URLs (building costs ~70 us).
+        self._cached = lru_cache(maxsize=4096)(self._render)
 
     def render(
         self,
@@ -34,6 +42,27 @@ class Renderer:
         listen: spec.Listen | None = None,
         action_url: str = "",
         noinput_url: str = "",
+        feedback: FeedbackResolver | None = None,
+    ) -> str:
+        """Render a TwiML document for ``outputs`` (and a Gather if ``listen``)."""
+        outputs = tuple(outputs)
+        if feedback is not None and any(isinstance(o, spec.PlayFeedback) for o in outputs):
+            return self._render(outputs, language, listen, action_url, noinput_url, feedback)
+        document = self._cached(outputs, language, listen, _ACTION, _NOINPUT)
+        if listen is None:
+            return document
+        return document.replace(_ACTION, escape(action_url, _QUOTE)).replace(_NOINPUT, escape(noinput_url, _QUOTE))
+
+    def media_url(self, language: str, prompt_id: str) -> str:
+        return f"{self.base_url}/media/{quote(language)}/{quote(prompt_id)}.wav"
+
+    def _render(
+        self,
+        outputs: tuple[spec.Output, ...],
+        language: str,
+        listen: spec.Listen | None,
+        action_url: str,
+        noinput_url: str,
         feedback: FeedbackResolver | None = None,
     ) -> str:
         lang = self.catalogue.languages[language]

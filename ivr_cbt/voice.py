@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Flask, abort, current_app, request, send_file
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, compare
 
 from ivr_cbt import alerts, db, telephony
 from ivr_cbt.callflow import spec
@@ -33,13 +33,19 @@ def require_twilio_signature():
     if request.query_string:
         url += "?" + request.query_string.decode("latin-1")
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not current_app.extensions["twilio_validator"].validate(url, request.form, signature):
+    if not signature or not _signed(current_app.extensions["twilio_validator"], url, request.form, signature):
         current_app.logger.warning("voice: refused a request with a missing or wrong signature")
         abort(403)
 
 
+def _signed(validator: RequestValidator, url: str, form, signature: str) -> bool:
+    """Check the signature for the exact URL first (one HMAC, the usual case); otherwise let
+    twilio-python's full check try its port variants."""
+    return compare(validator.compute_signature(url, form), signature) or validator.validate(url, form, signature)
+
+
 def _service() -> CallService:
-    return CallService(db.session(), current_app.extensions["voice_settings"], current_app.extensions["clock"].now())
+    return CallService(db.connection(), current_app.extensions["voice_settings"], current_app.extensions["clock"].now())
 
 
 def _field(name: str, pattern: re.Pattern | None = None, *, required: bool = True, max_length: int = 64) -> str:
@@ -54,7 +60,7 @@ def _field(name: str, pattern: re.Pattern | None = None, *, required: bool = Tru
 def _twiml(body: str, alert_ids: list[int]):
     if alert_ids:
         app = current_app
-        alerts.notify(db.session(), telephony.current(), alert_ids, number=app.config["ALERT_NOTIFY_NUMBER"], now=app.extensions["clock"].now())
+        alerts.notify(db.connection(), telephony.current(), alert_ids, number=app.config["ALERT_NOTIFY_NUMBER"], now=app.extensions["clock"].now())
     return body, 200, {"Content-Type": TWIML}
 
 

@@ -131,9 +131,16 @@ def test_a_caller_hanging_up_at_a_gather_ends_the_call_without_an_action():
     assert result.transcript[-1].text == "hangs up"
 
 
+def test_only_the_completed_status_callback_is_sent_unless_others_are_asked_for():
+    server, _ = run({"/answer": doc("<Hangup/>"), "/status": ""}, [])
+    assert [params["CallStatus"] for params in server.posted("/status")] == ["completed"]
+
+
 def test_status_callbacks_ringing_answered_completed_with_duration():
     clock = SimulatedClock(datetime(2026, 1, 5, 12, tzinfo=UTC))
-    server, result = run({"/answer": doc("<Say>one two three four five</Say><Pause length=\"3\"/>"), "/status": ""}, [], clock=clock)
+    server = TwimlServer({"/answer": doc("<Say>one two three four five</Say><Pause length=\"3\"/>"), "/status": ""})
+    result = server.phone(clock=clock).call(ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer",
+                                            status_callback=BASE + "/status", status_events=("ringing", "answered", "completed"))
     statuses = [params["CallStatus"] for params in server.posted("/status")]
     assert statuses == ["ringing", "in-progress", "completed"]
     assert server.posted("/status")[-1]["CallDuration"] == "5"
@@ -143,7 +150,8 @@ def test_status_callbacks_ringing_answered_completed_with_duration():
 
 def test_an_unanswered_call_sends_only_status_callbacks():
     server = TwimlServer({"/status": ""})
-    result = server.phone().ring_out(outcome="no-answer", from_="+1", to="+2", call_sid="CA" + "1" * 32, status_callback=BASE + "/status")
+    result = server.phone().ring_out(outcome="no-answer", from_="+1", to="+2", call_sid="CA" + "1" * 32,
+                                     status_callback=BASE + "/status", status_events=("ringing", "completed"))
     assert [p["CallStatus"] for p in server.posted("/status")] == ["ringing", "no-answer"]
     assert result.status == "no-answer"
 

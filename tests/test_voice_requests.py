@@ -262,3 +262,8 @@ def test_twiml_urls_carry_only_opaque_ids(app, client, known):
                 if url:
                     assert url.startswith(PUBLIC_BASE_URL + "/voice/step?s=")
     assert PROGRAM_NUMBER  # the program's own number may appear, the patient's never
+
+
+def test_webhook_responses_set_no_cookies(client, known):
+    response = start_call(client)
+    assert "Set-Cookie" not in response.headers

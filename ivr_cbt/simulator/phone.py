@@ -31,7 +31,8 @@ API_VERSION = "2010-04-01"
 WORDS_PER_SECOND = 2.5
 KEY_SECONDS = 0.4
 MAX_REQUESTS_PER_CALL = 200
-ANSWERED_EVENTS = ("ringing", "answered", "completed")
+# Twilio sends only "completed" unless other events were asked for (StatusCallbackEvent).
+DEFAULT_EVENTS = ("completed",)
 
 
 class PhoneError(RuntimeError):
@@ -113,7 +114,7 @@ class OfflinePhone:
         answered_by: str | None = None,
         answer_url: str | None = None,
         status_callback: str | None = None,
-        status_events: tuple[str, ...] = ANSWERED_EVENTS,
+        status_events: tuple[str, ...] = DEFAULT_EVENTS,
         fallback_url: str | None = None,
     ) -> CallResult:
         """Connect a call and play it to the end; return its transcript and outcome."""
@@ -135,6 +136,7 @@ class OfflinePhone:
         status_callback: str | None = None,
         direction: str = "outbound-api",
         ring_seconds: int = 30,
+        status_events: tuple[str, ...] = DEFAULT_EVENTS,
     ) -> CallResult:
         """A call nobody answers (``no-answer``), that is ``busy``, or that ``failed``."""
         if outcome not in ("no-answer", "busy", "failed", "canceled"):
@@ -142,7 +144,8 @@ class OfflinePhone:
         run = _CallRun(self, None, call_sid, from_, to, direction, None, None)
         status_callback = status_callback or self.base_url + "/voice/status"
         if outcome == "no-answer":
-            run.status_callback(status_callback, "ringing")
+            if "ringing" in status_events:
+                run.status_callback(status_callback, "ringing")
             run.wait(ring_seconds)
         run.result.transcript.append(Line("--", f"call {outcome}"))
         run.result.status = outcome

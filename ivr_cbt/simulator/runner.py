@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+import sqlalchemy as sa
 from flask import Flask
 
 from ivr_cbt import db
@@ -14,14 +15,20 @@ from ivr_cbt.clock import SimulatedClock
 from ivr_cbt.models import Patient
 from ivr_cbt.simulator.callers import Caller
 from ivr_cbt.simulator.phone import CallResult, OfflinePhone
-from ivr_cbt.simulator.transport import FlaskTransport
+from ivr_cbt.simulator.transport import FlaskTransport, WsgiTransport
 from ivr_cbt.telephony.mock import MockTelephony
 
+_patients = Patient.__table__
+_PATIENT = sa.select(_patients.c.id, _patients.c.phone, _patients.c.language).where(_patients.c.id == sa.bindparam("b_id"))
 
-def make_phone(app: Flask, *, clock: SimulatedClock | None = None, **options) -> OfflinePhone:
-    """An offline phone wired to ``app`` in-process, signing with the app's auth token."""
+
+def make_phone(app: Flask, *, clock: SimulatedClock | None = None, test_client: bool = False, **options) -> OfflinePhone:
+    """An offline phone wired to ``app`` in-process, signing with the app's auth token.
+
+    It calls the app's WSGI entry point directly, or goes through Flask's test client if asked.
+    """
     return OfflinePhone(
-        FlaskTransport(app),
+        FlaskTransport(app) if test_client else WsgiTransport(app),
         auth_token=app.config["TWILIO_AUTH_TOKEN"],
         account_sid=app.config["TWILIO_ACCOUNT_SID"],
         public_base_url=app.config["PUBLIC_BASE_URL"],
@@ -51,6 +58,7 @@ def run_call(
     now: datetime,
     direction: str = "outbound",
     answered_by: str | None = "human",
+    test_client: bool = False,
     **phone_options,
 ) -> CallResult:
     """Play one call between the app and patient ``patient_id``, starting at ``now``.
@@ -59,11 +67,11 @@ def run_call(
     by the offline phone; inbound calls come from the patient's own number.
     """
     with simulated_time(app, now) as clock, app.app_context():
-        session = db.session()
-        patient = session.get(Patient, patient_id)
+        conn = db.connection()
+        patient = conn.execute(_PATIENT, {"b_id": patient_id}).one_or_none()
         if patient is None:
             raise LookupError(f"no patient {patient_id}")
-        phone = make_phone(app, clock=clock, **phone_options)
+        phone = make_phone(app, clock=clock, test_client=test_client, **phone_options)
         program_number = app.config["TWILIO_FROM_NUMBER"]
         if direction == "inbound":
             return phone.call(caller, from_=patient.phone, to=program_number, direction="inbound")
@@ -71,13 +79,17 @@ def run_call(
         adapter = app.extensions["telephony"]
         if not isinstance(adapter, MockTelephony):
             adapter = MockTelephony()  # a simulation never rings a real phone
-        call = place_checkin_call(session, adapter, settings, patient, from_number=program_number, now=clock.now())
-        session.commit()
+        call_sid = place_checkin_call(conn, adapter, settings, patient, from_number=program_number, now=clock.now())
+        conn.commit()
+        request = next(req for req, placed in reversed(adapter.placed_calls) if placed.sid == call_sid)
         return phone.call(
             caller,
             from_=program_number,
             to=patient.phone,
             direction="outbound-api",
-            call_sid=call.call_sid,
+            call_sid=call_sid,
             answered_by=answered_by,
+            answer_url=request.answer_url,
+            status_callback=request.status_callback_url,
+            status_events=request.status_events,
         )

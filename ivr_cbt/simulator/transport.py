@@ -1,10 +1,14 @@
-"""How the offline phone reaches the app: in-process (Flask test client) or over HTTP."""
+"""How the offline phone reaches the app: in-process (a direct WSGI call, or Flask's test
+client) or over HTTP. All three run the app's full request path: routing, signature check,
+form parsing, views, teardown."""
 
 from __future__ import annotations
 
+import io
+import sys
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from flask import Flask
@@ -36,6 +40,53 @@ class FlaskTransport:
     def send(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> HttpResponse:
         response = self.client.open(_path(url), method=method, data=params if method == "POST" else None, headers=headers)
         return HttpResponse(response.status_code, response.content_type or "", response.get_data(as_text=True))
+
+
+class WsgiTransport:
+    """Call the app's WSGI entry point directly: the test client's request building, cookie
+    jar and response wrapping cost more than a webhook turn itself, so simulations use this."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def send(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> HttpResponse:
+        parts = urlsplit(url)
+        body = urlencode(params).encode() if method == "POST" else b""
+        environ = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": parts.path,
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": parts.hostname or "localhost",
+            "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": parts.netloc,
+            "CONTENT_TYPE": "application/x-www-form-urlencoded" if method == "POST" else "",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": parts.scheme,
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        started: list = []
+
+        def start_response(status, response_headers, exc_info=None):
+            started[:] = [status, response_headers]
+
+        chunks = self.app(environ, start_response)
+        try:
+            data = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        content_type = next((v for k, v in started[1] if k.lower() == "content-type"), "")
+        return HttpResponse(int(started[0].split(" ", 1)[0]), content_type, data.decode("utf-8"))
 
 
 class HttpTransport:

@@ -17,6 +17,9 @@ class CallRequest:
     machine_detection: bool = True
     ring_timeout_s: int = 30
     time_limit_s: int = 900
+    # Only "completed": it also carries busy, no-answer, failed and canceled, and the answer
+    # webhook already says when a call connects. Every extra event is one more webhook per call.
+    status_events: tuple[str, ...] = ("completed",)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,6 @@ from ivr_cbt.telephony.base import CallRequest, PlacedCall, TelephonyError
 # twilio-python logs REST URLs and form parameters (phone numbers) at INFO.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
-STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
-
 
 class TwilioTelephony:
     def __init__(
@@ -36,7 +34,7 @@ class TwilioTelephony:
                 method="POST",
                 status_callback=request.status_callback_url,
                 status_callback_method="POST",
-                status_callback_event=STATUS_EVENTS,
+                status_callback_event=list(request.status_events),
                 machine_detection="Enable" if request.machine_detection else None,
                 timeout=request.ring_timeout_s,
                 time_limit=request.time_limit_s,
