@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ivr_cbt import create_app, db  # noqa: E402
-from ivr_cbt.models import Base  # noqa: E402
 from ivr_cbt.patients import NewPatient, enrol  # noqa: E402
 from ivr_cbt.simulator import HttpTransport, OfflinePhone, ScriptedCaller  # noqa: E402
 from ivr_cbt.simulator.runner import run_call  # noqa: E402
@@ -63,8 +62,14 @@ def enrol_patients(app, n: int) -> list[tuple[int, str]]:
     with db.session_scope(app) as session:
         for i in range(n):
             phone = f"+1202{i:07d}"
-            patient = enrol(session, NewPatient(f"Bench {i}", phone, "1234", "America/New_York", "en", date(2026, 2, 23)),
-                            pepper=app.config["PIN_PEPPER"], languages={"en", "es"}, now=NOW, actor="bench")
+            patient = enrol(
+                session,
+                NewPatient(f"Bench {i}", phone, "1234", "America/New_York", "en", date(2026, 2, 23)),
+                pepper=app.config["PIN_PEPPER"],
+                languages={"en", "es"},
+                now=NOW,
+                actor="bench",
+            )
             out.append((patient.id, phone))
     return out
 
@@ -87,7 +92,8 @@ def serve(target: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", target],
-        cwd=ROOT, env={**os.environ, **env},
+        cwd=ROOT,
+        env={**os.environ, **env},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -108,7 +114,9 @@ def drive(url: str, phones: list[str], concurrency: int, public: str) -> tuple[l
 
     def one(phone_number: str) -> None:
         sink: list[float] = []
-        phone = OfflinePhone(TimedTransport(url, sink), auth_token=TOKEN, account_sid="AC" + "0" * 32, public_base_url=public)
+        phone = OfflinePhone(
+            TimedTransport(url, sink), auth_token=TOKEN, account_sid="AC" + "0" * 32, public_base_url=public
+        )
         result = phone.call(ScriptedCaller.parse(SCRIPT), from_=phone_number, to="+15005550006")
         if result.status != "completed":
             raise RuntimeError(result.text())
@@ -135,12 +143,14 @@ def http_benchmark(database_url: str, calls: int, concurrency: int) -> list[tupl
     env = {"DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC, "LOG_LEVEL": "WARNING"}
     phones = [phone for _, phone in patients]
     rows = []
-    for name, target, public in (("bare Flask floor", "benchmarks.floor_app:app", "http://floor.invalid"),
-                                 ("ivr-cbt webhooks", "ivr_cbt:create_app()", PUBLIC)):
+    for name, target, public in (
+        ("bare Flask floor", "benchmarks.floor_app:app", "http://floor.invalid"),
+        ("ivr-cbt webhooks", "ivr_cbt:create_app()", PUBLIC),
+    ):
         process, url = serve(target, env)
         try:
             drive(url, phones[:40], concurrency, public)  # warm-up (and the floor's own phones)
-            latencies, wall = drive(url, phones[40:40 + calls], concurrency, public)
+            latencies, wall = drive(url, phones[40 : 40 + calls], concurrency, public)
         finally:
             process.terminate()
             process.wait(10)
@@ -151,7 +161,9 @@ def http_benchmark(database_url: str, calls: int, concurrency: int) -> list[tupl
 def in_process_rate(database_url: str, calls: int, test_client: bool) -> float:
     fresh_database(database_url)
     db.upgrade_database(database_url)
-    app = create_app({"DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC, "LOG_LEVEL": "WARNING"})
+    app = create_app(
+        {"DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC, "LOG_LEVEL": "WARNING"}
+    )
     patients = enrol_patients(app, calls + 20)
     for patient_id, _ in patients[:20]:
         run_call(app, patient_id, ScriptedCaller.parse(SCRIPT), now=NOW, test_client=test_client)
@@ -181,18 +193,28 @@ def main() -> None:
         url = sa.engine.make_url(pg).update_query_dict({"options": "-csearch_path=ivr_bench"})
         databases.append(("PostgreSQL", url.render_as_string(hide_password=False)))
 
-    print(f"Webhook turns, {args.calls} full check-in calls over HTTP, {args.concurrency} at once, "
-          f"gunicorn {' '.join(GUNICORN[:6])}, loopback, {os.cpu_count()} cores")
-    print(f"{'database':<11} {'server':<17} {'requests':>8} {'median ms':>10} {'p99 ms':>8} {'calls/s':>8} {'median x':>9} {'p99 x':>6}")
+    print(
+        f"Webhook turns, {args.calls} full check-in calls over HTTP, {args.concurrency} at once, "
+        f"gunicorn {' '.join(GUNICORN[:6])}, loopback, {os.cpu_count()} cores"
+    )
+    columns = ("requests", 8), ("median ms", 10), ("p99 ms", 8), ("calls/s", 8), ("median x", 9), ("p99 x", 6)
+    print(f"{'database':<11} {'server':<17} " + " ".join(f"{name:>{width}}" for name, width in columns))
     for label, url in databases:
         if label == "SQLite":
             Path(tmp / "bench.sqlite").unlink(missing_ok=True)
         floor, ours = http_benchmark(url, args.calls, args.concurrency)
         for name, n, median, p99, rate in (floor, ours):
-            ratio = (f"{median / floor[2]:>9.2f} {p99 / floor[3]:>6.2f}") if name != floor[0] else f"{'1.00':>9} {'1.00':>6}"
+            ratio = (
+                (f"{median / floor[2]:>9.2f} {p99 / floor[3]:>6.2f}")
+                if name != floor[0]
+                else f"{'1.00':>9} {'1.00':>6}"
+            )
             print(f"{label:<11} {name:<17} {n:>8} {median:>10.2f} {p99:>8.2f} {rate:>8.1f} {ratio}")
     print()
-    print(f"In-process complete check-in calls: offline phone -> app -> engine -> database, {args.inproc_calls} calls, one process")
+    print(
+        "In-process complete check-in calls: offline phone -> app -> engine -> database, "
+        f"{args.inproc_calls} calls, one process"
+    )
     print(f"{'database':<11} {'transport':<28} {'calls/s':>8}")
     for label, url in databases:
         for transport, test_client in (("direct WSGI call", False), ("Flask test client", True)):

@@ -129,7 +129,9 @@ class CallService:
             twiml = self._voicemail(turn.language)
             return self._commit(call, 0, {**changes, "flow_state": None, "last_twiml": twiml}), []
         flow = self.settings.flows[call.flow_id]
-        step = engine.start(flow, caller_known=turn.patient_id is not None, language=turn.language, settings=self.settings.flow_settings)
+        step = engine.start(
+            flow, caller_known=turn.patient_id is not None, language=turn.language, settings=self.settings.flow_settings
+        )
         twiml = self._run(turn, flow, step, seq=0)
         return self._commit(call, 0, {**changes, **self._turn_changes(turn, twiml)}), turn.alerts
 
@@ -183,7 +185,9 @@ class CallService:
             verify = next((e for e in step.effects if isinstance(e, spec.VerifyIdentity)), None)
             if verify is None:
                 break
-            step = engine.resume(flow, step.state, self._verify(turn, flow, verify), settings=self.settings.flow_settings)
+            step = engine.resume(
+                flow, step.state, self._verify(turn, flow, verify), settings=self.settings.flow_settings
+            )
             outputs += step.outputs
         turn.final_step = step
         if turn.recorded:
@@ -205,21 +209,35 @@ class CallService:
                 turn.recorded = True
             elif isinstance(effect, spec.OpenAlert):
                 alert_id = checkins.open_alert(
-                    self.conn, patient_id=turn.patient_id, kind=effect.kind, checkin_id=turn.checkin_id, call_sid=sid, now=self.now
+                    self.conn,
+                    patient_id=turn.patient_id,
+                    kind=effect.kind,
+                    checkin_id=turn.checkin_id,
+                    call_sid=sid,
+                    now=self.now,
                 )
                 turn.alerts.append(alert_id)
                 log.warning("call %s: %s alert %s opened for patient %s", sid, effect.kind, alert_id, turn.patient_id)
             elif isinstance(effect, spec.IdentityFailed):
                 audit.record(
-                    self.conn, self.now, "caller", "identity_failed",
-                    patient_id=turn.claimed_patient_id, call_sid=sid, reason=effect.reason,
+                    self.conn,
+                    self.now,
+                    "caller",
+                    "identity_failed",
+                    patient_id=turn.claimed_patient_id,
+                    call_sid=sid,
+                    reason=effect.reason,
                 )
                 log.info("call %s: identity not confirmed (%s)", sid, effect.reason)
 
     def _verify(self, turn: _Turn, flow: spec.Flow, verify: spec.VerifyIdentity) -> spec.Event:
         patient = checkins.verify_caller(
-            self.conn, patient_id=turn.patient_id, code=verify.code, pin=verify.pin,
-            pepper=self.settings.pepper, now=self.now,
+            self.conn,
+            patient_id=turn.patient_id,
+            code=verify.code,
+            pin=verify.pin,
+            pepper=self.settings.pepper,
+            now=self.now,
         )
         if patient is None:
             if verify.code is not None:
@@ -230,7 +248,9 @@ class CallService:
         items = flow.item_keys()
         checkin_id, answered = checkins.open_checkin(self.conn, patient, self.now, items[0] if items else None)
         turn.patient_id, turn.checkin_id, turn.language = patient.id, checkin_id, patient.language
-        audit.record(self.conn, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid)
+        audit.record(
+            self.conn, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid
+        )
         return spec.Identified(answered=frozenset(answered), feedback_waiting=False, language=patient.language)
 
     @staticmethod
@@ -313,7 +333,13 @@ def _normalise_answered_by(value: str | None) -> str | None:
 
 
 def place_checkin_call(
-    conn: sa.Connection, telephony: Telephony, settings: VoiceSettings, patient: Patient, *, from_number: str, now: datetime,
+    conn: sa.Connection,
+    telephony: Telephony,
+    settings: VoiceSettings,
+    patient: Patient,
+    *,
+    from_number: str,
+    now: datetime,
     flow_id: str = DEFAULT_FLOW,
 ) -> str:
     """Ask the provider to call ``patient``, record the call, and return its sid."""

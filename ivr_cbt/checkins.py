@@ -25,15 +25,29 @@ LOCKOUT_FAILED_CALLS = 5
 LOCKOUT_WINDOW = timedelta(hours=24)
 
 _patients, _checkins, _answers, _alerts, _audit = (
-    Patient.__table__, CheckIn.__table__, Answer.__table__, Alert.__table__, AuditEvent.__table__,
+    Patient.__table__,
+    CheckIn.__table__,
+    Answer.__table__,
+    Alert.__table__,
+    AuditEvent.__table__,
 )
-_PATIENT_COLUMNS = (_patients.c.id, _patients.c.pin_hash, _patients.c.language, _patients.c.timezone, _patients.c.program_start)
+_PATIENT_COLUMNS = (
+    _patients.c.id,
+    _patients.c.pin_hash,
+    _patients.c.language,
+    _patients.c.timezone,
+    _patients.c.program_start,
+)
 _PATIENT_BY_ID = sa.select(*_PATIENT_COLUMNS).where(_patients.c.id == sa.bindparam("b_id"))
 _PATIENT_BY_CODE = sa.select(*_PATIENT_COLUMNS).where(_patients.c.code == sa.bindparam("b_code"))
 _FAILURES = (
     sa.select(sa.func.count())
     .select_from(_audit)
-    .where(_audit.c.patient_id == sa.bindparam("b_id"), _audit.c.action == "identity_failed", _audit.c.at > sa.bindparam("b_since"))
+    .where(
+        _audit.c.patient_id == sa.bindparam("b_id"),
+        _audit.c.action == "identity_failed",
+        _audit.c.at > sa.bindparam("b_since"),
+    )
 )
 _CHECKIN = sa.select(_checkins.c.id, _checkins.c.status).where(
     _checkins.c.patient_id == sa.bindparam("b_patient"), _checkins.c.week == sa.bindparam("b_week")
@@ -97,7 +111,9 @@ def open_checkin(conn: sa.Connection, patient: sa.Row, now: datetime, first_item
     return checkin.id, set(conn.execute(_ANSWERED, {"b_id": checkin.id}).scalars())
 
 
-def record_answer(conn: sa.Connection, checkin_id: int, item: spec.Item, answer: spec.RecordAnswer, call_sid: str, now: datetime) -> bool:
+def record_answer(
+    conn: sa.Connection, checkin_id: int, item: spec.Item, answer: spec.RecordAnswer, call_sid: str, now: datetime
+) -> bool:
     """Store one answer with its scale; an item already answered keeps its first answer."""
     return insert_ignoring_conflicts(
         conn,
@@ -120,7 +136,9 @@ def record_answer(conn: sa.Connection, checkin_id: int, item: spec.Item, answer:
     )
 
 
-def update_progress(conn: sa.Connection, checkin_id: int, answered: Sequence[str], items: Sequence[str], now: datetime) -> None:
+def update_progress(
+    conn: sa.Connection, checkin_id: int, answered: Sequence[str], items: Sequence[str], now: datetime
+) -> None:
     """Point the check-in at its first unanswered item; mark it complete when none is left."""
     done = set(answered)
     remaining = [key for key in items if key not in done]
@@ -135,10 +153,15 @@ def close_after_call(conn: sa.Connection, checkin_id: int, now: datetime) -> Non
     conn.execute(_IF_IN_PROGRESS, {"b_id": checkin_id, "status": CheckinStatus.PARTIAL.value, "updated_at": now})
 
 
-def open_alert(conn: sa.Connection, *, patient_id: int, kind: str, checkin_id: int | None, call_sid: str | None, now: datetime) -> int:
+def open_alert(
+    conn: sa.Connection, *, patient_id: int, kind: str, checkin_id: int | None, call_sid: str | None, now: datetime
+) -> int:
     """Open an alert; return its id."""
     alert_id = conn.execute(
-        _NEW_ALERT, {"patient_id": patient_id, "kind": kind, "checkin_id": checkin_id, "call_sid": call_sid, "created_at": now}
+        _NEW_ALERT,
+        {"patient_id": patient_id, "kind": kind, "checkin_id": checkin_id, "call_sid": call_sid, "created_at": now},
     ).scalar_one()
-    audit.record(conn, now, "system", "alert_opened", patient_id=patient_id, call_sid=call_sid, alert_id=alert_id, kind=kind)
+    audit.record(
+        conn, now, "system", "alert_opened", patient_id=patient_id, call_sid=call_sid, alert_id=alert_id, kind=kind
+    )
     return alert_id

@@ -60,7 +60,11 @@ def patients_group():
 @click.option("--pin", required=True, help="4-digit PIN the patient enters on every call.")
 @click.option("--timezone", "timezone", required=True, help="IANA time zone, e.g. America/New_York.")
 @click.option("--language", default="en", show_default=True, help="Prompt language (a folder in prompts/).")
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), help="Program start (week 0); default today in the patient's zone.")
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Program start (week 0); default today in the patient's zone.",
+)
 @with_appcontext
 def patients_add_command(name, phone, pin, timezone, language, start):
     """Enrol a patient; print their patient code, then their id as the last line."""
@@ -72,7 +76,14 @@ def patients_add_command(name, phone, pin, timezone, language, start):
     languages = set(current_app.extensions["voice_settings"].renderer.catalogue.languages)
     with db.session_scope(current_app) as session:
         try:
-            patient = enrol(session, new, pepper=current_app.config["PIN_PEPPER"], languages=languages, now=now, actor=audit.cli_actor())
+            patient = enrol(
+                session,
+                new,
+                pepper=current_app.config["PIN_PEPPER"],
+                languages=languages,
+                now=now,
+                actor=audit.cli_actor(),
+            )
         except InvalidPatient as exc:
             raise click.ClickException(f"patient not added: {exc}") from None
         patient_id, code = patient.id, patient.code
@@ -90,10 +101,16 @@ def simulate_group():
 
 @simulate_group.command("call")
 @click.option("--patient", "patient_id", type=int, required=True)
-@click.option("--keys", required=True, help='What the caller does at each prompt: "1234,5,7,4200,3,2"; also silence, hangup, speech:seven[@0.4].')
+@click.option(
+    "--keys",
+    required=True,
+    help='What the caller does at each prompt: "1234,5,7,4200,3,2"; also silence, hangup, speech:seven[@0.4].',
+)
 @click.option("--now", help="Run the call as if at this ISO 8601 time (default: now).")
 @click.option("--direction", type=click.Choice(["outbound", "inbound"]), default="outbound", show_default=True)
-@click.option("--answered-by", type=click.Choice(["human", "machine_start", "unknown"]), default="human", show_default=True)
+@click.option(
+    "--answered-by", type=click.Choice(["human", "machine_start", "unknown"]), default="human", show_default=True
+)
 @with_appcontext
 def simulate_call_command(patient_id, keys, now, direction, answered_by):
     """Play one call for a patient and print its transcript."""
@@ -105,11 +122,15 @@ def simulate_call_command(patient_id, keys, now, direction, answered_by):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--keys") from None
     try:
-        result = run_call(current_app, patient_id, caller, now=_instant(now), direction=direction, answered_by=answered_by)
+        result = run_call(
+            current_app, patient_id, caller, now=_instant(now), direction=direction, answered_by=answered_by
+        )
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     with db.session_scope(current_app) as session:
-        audit.record(session, _now(), audit.cli_actor(), "transcript_viewed", patient_id=patient_id, call_sid=result.call_sid)
+        audit.record(
+            session, _now(), audit.cli_actor(), "transcript_viewed", patient_id=patient_id, call_sid=result.call_sid
+        )
     click.echo(result.text())
     click.echo(f"-- {result.call_sid}: {result.status}, {result.duration_s} s")
 
@@ -133,14 +154,18 @@ def _emit(text: str, out: Path | None) -> None:
 @export_group.command("checkins")
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
 @click.option("--patient", "patient_id", type=int, help="Only this patient.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of standard output.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of standard output."
+)
 @with_appcontext
 def export_checkins_command(fmt, patient_id, out):
     """Export check-ins with each item's answer (null when skipped)."""
     items = current_app.extensions["voice_settings"].flows[DEFAULT_FLOW].item_keys()
     with db.session_scope(current_app) as session:
         rows = exports.checkins(session, items, patient_id)
-        audit.record(session, _now(), audit.cli_actor(), "export_checkins", patient_id=patient_id, format=fmt, rows=len(rows))
+        audit.record(
+            session, _now(), audit.cli_actor(), "export_checkins", patient_id=patient_id, format=fmt, rows=len(rows)
+        )
     _emit(exports.to_json(rows) if fmt == "json" else exports.checkins_to_csv(rows, items), out)
 
 
@@ -189,7 +214,8 @@ def flows_validate_command(paths):
         missing = catalogue.missing(flow.prompt_ids())
         problems += [f"{path}: prompt {pid!r} is missing in prompts/{lang}/prompts.yaml" for lang, pid in missing]
         if not missing:
-            click.echo(f"ok  {path}: {len(flow.nodes)} nodes, {len(flow.items)} items, prompts in {', '.join(sorted(catalogue.languages))}")
+            languages = ", ".join(sorted(catalogue.languages))
+            click.echo(f"ok  {path}: {len(flow.nodes)} nodes, {len(flow.items)} items, prompts in {languages}")
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
@@ -205,7 +231,11 @@ def flows_validate_command(paths):
 @with_appcontext
 def serve_command(host, port):
     """Run the web app with the development server (production: gunicorn, see README)."""
-    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    # Flask's app.run() refuses to run under its own CLI; the server it wraps does not.
+    click.echo(f"Serving on http://{host}:{port} (Ctrl-C to stop)")
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
 @click.command("demo")
@@ -218,7 +248,13 @@ def demo_command():
 
 
 COMMANDS = [
-    init_db_command, patients_group, simulate_group, export_group, flows_group, serve_command, demo_command,
+    init_db_command,
+    patients_group,
+    simulate_group,
+    export_group,
+    flows_group,
+    serve_command,
+    demo_command,
 ]
 
 

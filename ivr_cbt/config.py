@@ -50,9 +50,7 @@ def check(config: dict) -> None:
     """Refuse settings that would be unsafe or cannot work."""
     backend = config["TELEPHONY_BACKEND"]
     if backend not in TELEPHONY_BACKENDS:
-        raise ValueError(
-            f"TELEPHONY_BACKEND must be one of {', '.join(TELEPHONY_BACKENDS)}, not {backend!r}"
-        )
+        raise ValueError(f"TELEPHONY_BACKEND must be one of {', '.join(TELEPHONY_BACKENDS)}, not {backend!r}")
     if backend == "twilio":
         missing = [
             name
@@ -64,8 +62,6 @@ def check(config: dict) -> None:
             if config[name] == dev_value
         ]
         if missing:
-            raise ValueError(
-                "TELEPHONY_BACKEND=twilio needs real values for: " + ", ".join(missing)
-            )
+            raise ValueError("TELEPHONY_BACKEND=twilio needs real values for: " + ", ".join(missing))
         if not config["PUBLIC_BASE_URL"].startswith("https://"):
             raise ValueError("TELEPHONY_BACKEND=twilio needs an https:// PUBLIC_BASE_URL")

@@ -32,14 +32,38 @@ class DemoPatient:
 
 
 DEMO_PATIENTS = (
-    DemoPatient("Ana Demo", DEMO_PHONE_PREFIX + "1", "1234", "America/New_York", "en",
-                (("completes the check-in", "1234,5,7,4200#,3,2"),)),
-    DemoPatient("Ben Demo", DEMO_PHONE_PREFIX + "2", "2468", "America/Chicago", "en",
-                (("hangs up after the pain question", "2468,6,hangup"),
-                 ("is called again and resumes at sleep", "2468,4,5200#,2,2"))),
-    DemoPatient("Carmen Demo", DEMO_PHONE_PREFIX + "3", "1357", "America/Los_Angeles", "es",
-                (("presses invalid keys, repeats a question, answers by voice",
-                  "1357,12,4,99,*,7,speech:tres mil quinientos@0.45,1,9,8,9,2"),)),
+    DemoPatient(
+        "Ana Demo",
+        DEMO_PHONE_PREFIX + "1",
+        "1234",
+        "America/New_York",
+        "en",
+        (("completes the check-in", "1234,5,7,4200#,3,2"),),
+    ),
+    DemoPatient(
+        "Ben Demo",
+        DEMO_PHONE_PREFIX + "2",
+        "2468",
+        "America/Chicago",
+        "en",
+        (
+            ("hangs up after the pain question", "2468,6,hangup"),
+            ("is called again and resumes at sleep", "2468,4,5200#,2,2"),
+        ),
+    ),
+    DemoPatient(
+        "Carmen Demo",
+        DEMO_PHONE_PREFIX + "3",
+        "1357",
+        "America/Los_Angeles",
+        "es",
+        (
+            (
+                "presses invalid keys, repeats a question, answers by voice",
+                "1357,12,4,99,*,7,speech:tres mil quinientos@0.45,1,9,8,9,2",
+            ),
+        ),
+    ),
 )
 
 
@@ -63,7 +87,10 @@ def run_demo(app: Flask, echo: Callable[[str], None], now: datetime | None = Non
             patient = enrol(
                 session,
                 NewPatient(demo.name, demo.phone, demo.pin, demo.timezone, demo.language, start),
-                pepper=app.config["PIN_PEPPER"], languages=set(catalogue.languages), now=now, actor="demo",
+                pepper=app.config["PIN_PEPPER"],
+                languages=set(catalogue.languages),
+                now=now,
+                actor="demo",
             )
             ids.append(patient.id)
     echo(f"Enrolled {len(ids)} demo patients" + (f" (replacing {removed} from an earlier demo)." if removed else "."))
@@ -96,10 +123,22 @@ def week_log(app: Flask, patient_ids: list[int]) -> str:
     rows = []
     with db.session_scope(app) as session:
         for patient_id in patient_ids:
-            for checkin in session.scalars(sa.select(CheckIn).where(CheckIn.patient_id == patient_id).order_by(CheckIn.week)):
+            for checkin in session.scalars(
+                sa.select(CheckIn).where(CheckIn.patient_id == patient_id).order_by(CheckIn.week)
+            ):
                 values = {a.item_key: ("skipped" if a.skipped else str(a.value)) for a in checkin.answers}
-                calls = session.scalar(sa.select(sa.func.count()).select_from(Call).where(Call.checkin_id == checkin.id))
-                rows.append([str(patient_id), str(checkin.week), checkin.status.value, *(values.get(k, "-") for k in items), str(calls)])
+                calls = session.scalar(
+                    sa.select(sa.func.count()).select_from(Call).where(Call.checkin_id == checkin.id)
+                )
+                rows.append(
+                    [
+                        str(patient_id),
+                        str(checkin.week),
+                        checkin.status.value,
+                        *(values.get(k, "-") for k in items),
+                        str(calls),
+                    ]
+                )
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))

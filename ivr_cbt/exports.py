@@ -66,7 +66,13 @@ def checkins_to_csv(rows: list[dict], item_keys: Sequence[str]) -> str:
     for row in rows:
         answers = row["answers"]
         writer.writerow(
-            [row["patient_id"], row["week"], row["status"], *("" if answers[k] is None else answers[k] for k in item_keys),
-             row["started_at"], row["completed_at"] or ""]
+            [
+                row["patient_id"],
+                row["week"],
+                row["status"],
+                *("" if answers[k] is None else answers[k] for k in item_keys),
+                row["started_at"],
+                row["completed_at"] or "",
+            ]
         )
     return buffer.getvalue()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -77,26 +77,22 @@ class Call(Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     call_sid: so.Mapped[str] = so.mapped_column(sa.String(34), unique=True)
-    patient_id: so.Mapped[Optional[int]] = so.mapped_column(
-        sa.ForeignKey("patients.id", ondelete="CASCADE"), index=True
-    )
-    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(
-        sa.ForeignKey("checkins.id", ondelete="SET NULL"), index=True
-    )
+    patient_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    checkin_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("checkins.id", ondelete="SET NULL"), index=True)
     direction: so.Mapped[str] = so.mapped_column(sa.String(16))
     status: so.Mapped[str] = so.mapped_column(sa.String(16))
-    answered_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(24))
+    answered_by: so.Mapped[str | None] = so.mapped_column(sa.String(24))
     language: so.Mapped[str] = so.mapped_column(sa.String(8))
     flow_id: so.Mapped[str] = so.mapped_column(sa.String(64))
     # The engine's state between webhooks, the sequence number of the step the caller is
     # on, and the TwiML we answered it with (replayed verbatim to a duplicate delivery).
-    flow_state: so.Mapped[Optional[dict[str, Any]]]
+    flow_state: so.Mapped[dict[str, Any] | None]
     step: so.Mapped[int] = so.mapped_column(default=0)
-    last_twiml: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    last_twiml: so.Mapped[str | None] = so.mapped_column(sa.Text)
     created_at: so.Mapped[datetime]
-    answered_at: so.Mapped[Optional[datetime]]
-    ended_at: so.Mapped[Optional[datetime]]
-    duration_s: so.Mapped[Optional[int]]
+    answered_at: so.Mapped[datetime | None]
+    ended_at: so.Mapped[datetime | None]
+    duration_s: so.Mapped[int | None]
 
 
 class CheckIn(Base):
@@ -106,15 +102,13 @@ class CheckIn(Base):
     __table_args__ = (sa.UniqueConstraint("patient_id", "week"),)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    patient_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey("patients.id", ondelete="CASCADE")
-    )
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"))
     week: so.Mapped[int]
     status: so.Mapped[CheckinStatus] = so.mapped_column(_enum(CheckinStatus, "checkin_status"))
-    next_item: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    next_item: so.Mapped[str | None] = so.mapped_column(sa.String(32))
     started_at: so.Mapped[datetime]
     updated_at: so.Mapped[datetime]
-    completed_at: so.Mapped[Optional[datetime]]
+    completed_at: so.Mapped[datetime | None]
 
     patient: so.Mapped[Patient] = so.relationship(back_populates="checkins")
     answers: so.Mapped[list[Answer]] = so.relationship(
@@ -132,15 +126,13 @@ class Answer(Base):
     __table_args__ = (sa.UniqueConstraint("checkin_id", "item_key"),)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    checkin_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey("checkins.id", ondelete="CASCADE")
-    )
+    checkin_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("checkins.id", ondelete="CASCADE"))
     item_key: so.Mapped[str] = so.mapped_column(sa.String(32))
-    value: so.Mapped[Optional[int]]
+    value: so.Mapped[int | None]
     skipped: so.Mapped[bool] = so.mapped_column(default=False)
-    raw_input: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
+    raw_input: so.Mapped[str | None] = so.mapped_column(sa.String(200))
     input_mode: so.Mapped[str] = so.mapped_column(sa.String(8))
-    confidence: so.Mapped[Optional[float]]
+    confidence: so.Mapped[float | None]
     scale_min: so.Mapped[int]
     scale_max: so.Mapped[int]
     scale_anchors: so.Mapped[dict[str, Any]]
@@ -157,19 +149,15 @@ class Alert(Base):
     __tablename__ = "alerts"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    patient_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey("patients.id", ondelete="CASCADE"), index=True
-    )
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     kind: so.Mapped[str] = so.mapped_column(sa.String(32))
-    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(
-        sa.ForeignKey("checkins.id", ondelete="SET NULL")
-    )
-    call_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(34))
+    checkin_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("checkins.id", ondelete="SET NULL"))
+    call_sid: so.Mapped[str | None] = so.mapped_column(sa.String(34))
     created_at: so.Mapped[datetime]
-    notified_at: so.Mapped[Optional[datetime]]
-    acknowledged_at: so.Mapped[Optional[datetime]]
-    acknowledged_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(200))
-    note: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    notified_at: so.Mapped[datetime | None]
+    acknowledged_at: so.Mapped[datetime | None]
+    acknowledged_by: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    note: so.Mapped[str | None] = so.mapped_column(sa.Text)
 
 
 class AuditEvent(Base):
@@ -185,6 +173,6 @@ class AuditEvent(Base):
     at: so.Mapped[datetime]
     actor: so.Mapped[str] = so.mapped_column(sa.String(200))
     action: so.Mapped[str] = so.mapped_column(sa.String(64))
-    patient_id: so.Mapped[Optional[int]]
-    call_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(34))
+    patient_id: so.Mapped[int | None]
+    call_sid: so.Mapped[str | None] = so.mapped_column(sa.String(34))
     detail: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)

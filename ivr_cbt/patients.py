@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from functools import cache
 from datetime import date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import sqlalchemy as sa
@@ -66,7 +66,9 @@ def is_time_zone(name: str) -> bool:
     return True
 
 
-def enrol(session: orm.Session, new: NewPatient, *, pepper: str, languages: set[str], now: datetime, actor: str) -> Patient:
+def enrol(
+    session: orm.Session, new: NewPatient, *, pepper: str, languages: set[str], now: datetime, actor: str
+) -> Patient:
     """Validate and add a patient with a fresh patient code; raise InvalidPatient if refused."""
     problems = validate(new, languages)
     if not problems and session.scalar(sa.select(Patient.id).where(Patient.phone == new.phone)):

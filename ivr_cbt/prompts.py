@@ -34,7 +34,13 @@ class PromptError(ValueError):
 class Catalogue:
     """Every prompt text and clip, loaded once at start-up."""
 
-    def __init__(self, directory: Path, languages: dict[str, Language], texts: dict[str, dict[str, str]], clips: dict[str, frozenset[str]]):
+    def __init__(
+        self,
+        directory: Path,
+        languages: dict[str, Language],
+        texts: dict[str, dict[str, str]],
+        clips: dict[str, frozenset[str]],
+    ):
         self.directory = directory
         self.languages = languages
         self._texts = texts
@@ -52,10 +58,14 @@ class Catalogue:
             entries, _ = load(directory / code / "prompts.yaml")
             bad = [key for key, value in (entries or {}).items() if not isinstance(value, str) or not value.strip()]
             if bad:
-                raise PromptError(f"{directory / code / 'prompts.yaml'}: empty or non-text prompt(s): {', '.join(map(str, bad))}")
+                raise PromptError(
+                    f"{directory / code / 'prompts.yaml'}: empty or non-text prompt(s): {', '.join(map(str, bad))}"
+                )
             texts[code] = dict(entries or {})
             audio_dir = directory / code / "audio"
-            clips[code] = frozenset(p.stem for p in audio_dir.glob(f"*{AUDIO_SUFFIX}")) if audio_dir.is_dir() else frozenset()
+            clips[code] = (
+                frozenset(p.stem for p in audio_dir.glob(f"*{AUDIO_SUFFIX}")) if audio_dir.is_dir() else frozenset()
+            )
         return cls(directory, languages, texts, clips)
 
     def text(self, prompt_id: str, language: str) -> str:

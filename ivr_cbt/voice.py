@@ -60,7 +60,13 @@ def _field(name: str, pattern: re.Pattern | None = None, *, required: bool = Tru
 def _twiml(body: str, alert_ids: list[int]):
     if alert_ids:
         app = current_app
-        alerts.notify(db.connection(), telephony.current(), alert_ids, number=app.config["ALERT_NOTIFY_NUMBER"], now=app.extensions["clock"].now())
+        alerts.notify(
+            db.connection(),
+            telephony.current(),
+            alert_ids,
+            number=app.config["ALERT_NOTIFY_NUMBER"],
+            now=app.extensions["clock"].now(),
+        )
     return body, 200, {"Content-Type": TWIML}
 
 
@@ -136,9 +142,17 @@ def status():
 @bp.post("/fallback")
 def fallback():
     """Twilio's Fallback URL: apologise and end the call; the answers already given are kept."""
-    current_app.logger.error("voice: fallback for call %s (error %s)", request.form.get("CallSid", "?")[:34], request.form.get("ErrorCode", "?")[:8])
+    current_app.logger.error(
+        "voice: fallback for call %s (error %s)",
+        request.form.get("CallSid", "?")[:34],
+        request.form.get("ErrorCode", "?")[:8],
+    )
     settings = current_app.extensions["voice_settings"]
-    return settings.renderer.render([spec.Prompt("sorry_error"), spec.Hangup()], settings.default_language), 200, {"Content-Type": TWIML}
+    return (
+        settings.renderer.render([spec.Prompt("sorry_error"), spec.Hangup()], settings.default_language),
+        200,
+        {"Content-Type": TWIML},
+    )
 
 
 @media_bp.get("/media/<language>/<prompt_id>.wav")

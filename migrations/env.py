@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging.config
-from pathlib import Path
 
 from alembic import context
 
-from ivr_cbt.config import from_environment, PROJECT_ROOT
+from ivr_cbt.config import PROJECT_ROOT, from_environment
 from ivr_cbt.db import is_sqlite, make_engine
 from ivr_cbt.models import Base
 

@@ -54,7 +54,11 @@ def pg_schema_url():
             conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     except sa.exc.OperationalError as exc:
         pytest.fail(f"TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}")
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    url = (
+        sa.engine.make_url(PG_URL)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
     db.upgrade_database(url)
     yield url
     with admin.begin() as conn:
@@ -142,7 +146,9 @@ def session(app):
 def add_patient(app, clock):
     counter = iter(range(100, 1000))
 
-    def factory(*, pin="1234", language="en", timezone="America/New_York", start=START, phone=None, name="Test Patient"):
+    def factory(
+        *, pin="1234", language="en", timezone="America/New_York", start=START, phone=None, name="Test Patient"
+    ):
         with db.session_scope(app) as session:
             patient = enrol(
                 session,

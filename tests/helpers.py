@@ -17,16 +17,34 @@ def sid(n: int) -> str:
     return f"CA{n:032x}"
 
 
-def signed_post(client, path: str, params: dict[str, str], *, token: str = AUTH_TOKEN, base: str = PUBLIC_BASE_URL, signature: str | None = None):
+def signed_post(
+    client,
+    path: str,
+    params: dict[str, str],
+    *,
+    token: str = AUTH_TOKEN,
+    base: str = PUBLIC_BASE_URL,
+    signature: str | None = None,
+):
     """POST ``params`` to ``path`` signed as Twilio would sign it for ``base`` + path."""
     if signature is None:
         signature = RequestValidator(token).compute_signature(base + path, params)
     return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
 
 
-def answer_params(call_sid: str, *, from_: str, to: str = PROGRAM_NUMBER, direction: str = "inbound", **extra) -> dict[str, str]:
-    return {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "From": from_, "To": to,
-            "CallStatus": "in-progress", "Direction": direction, "ApiVersion": "2010-04-01", **extra}
+def answer_params(
+    call_sid: str, *, from_: str, to: str = PROGRAM_NUMBER, direction: str = "inbound", **extra
+) -> dict[str, str]:
+    return {
+        "CallSid": call_sid,
+        "AccountSid": "AC" + "1" * 32,
+        "From": from_,
+        "To": to,
+        "CallStatus": "in-progress",
+        "Direction": direction,
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
 
 
 def twiml(response) -> ET.Element:

@@ -12,7 +12,19 @@ from ivr_cbt.simulator import ScriptedCaller
 from .helpers import alerts_for, audit_actions, call_row, checkins, rows
 
 COMPLETE = "1234,5,7,4200#,3,2"
-CLINICAL_WORDS = ("pain", "back pain", "sleep", "steps", "pedometer", "coping", "therapy", "hurting", "dead", "crisis", "question")
+CLINICAL_WORDS = (
+    "pain",
+    "back pain",
+    "sleep",
+    "steps",
+    "pedometer",
+    "coping",
+    "therapy",
+    "hurting",
+    "dead",
+    "crisis",
+    "question",
+)
 
 
 def test_a_complete_check_in_stores_every_answer_with_its_scale(app, call, patient_id):
@@ -42,7 +54,9 @@ def test_nothing_clinical_is_said_before_the_pin(call, patient_id):
     assert not any(word in said for word in CLINICAL_WORDS)
 
 
-def test_a_dropped_call_keeps_its_answers_and_the_next_call_resumes_at_the_first_unanswered_item(app, call, patient_id, clock):
+def test_a_dropped_call_keeps_its_answers_and_the_next_call_resumes_at_the_first_unanswered_item(
+    app, call, patient_id, clock
+):
     first = call(patient_id, "1234,6,hangup")
     (checkin,) = checkins(app, patient_id)
     assert checkin["status"] == "partial"
@@ -71,7 +85,8 @@ def test_a_new_program_week_opens_a_new_check_in(app, call, patient_id, clock):
     call(patient_id, COMPLETE)
     call(patient_id, "1234,4,6,5000#,5,2", now=clock.now() + timedelta(days=7))
     assert [(c["week"], c["status"], c["answers"]["pain_avg"]) for c in checkins(app, patient_id)] == [
-        (1, "complete", 5), (2, "complete", 4)
+        (1, "complete", 5),
+        (2, "complete", 4),
     ]
 
 
@@ -172,7 +187,9 @@ def test_an_unknown_number_is_asked_for_a_patient_code_and_pin(app, phone, patie
 
 
 def test_an_unknown_number_with_a_wrong_code_learns_nothing(app, phone, patient_id):
-    result = phone.call(ScriptedCaller.parse("999999,1234,999999,1234,999999,1234"), from_="+447700900123", to="+15005550006")
+    result = phone.call(
+        ScriptedCaller.parse("999999,1234,999999,1234,999999,1234"), from_="+447700900123", to="+15005550006"
+    )
     assert "could not confirm who you are" in result.said()
     assert rows(app, CheckIn) == []
     assert call_row(app, result.call_sid).patient_id is None
@@ -182,6 +199,7 @@ def test_safety_yes_gives_the_crisis_line_offers_to_connect_and_opens_an_alert(m
     app = make_app(ALERT_NOTIFY_NUMBER="+15005550123", CRISIS_LINE="988")
     patient = add_patient()
     from ivr_cbt.simulator.runner import run_call
+
     from .conftest import T0
 
     result = run_call(app, patient, ScriptedCaller.parse("1234,5,7,4200#,3,1,1"), now=T0)

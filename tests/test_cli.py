@@ -13,7 +13,18 @@ from ivr_cbt.models import AuditEvent, Patient
 
 from .helpers import audit_actions, rows
 
-ADD = ["patients", "add", "--name", "Dana Example", "--phone", "+12025550142", "--pin", "2580", "--timezone", "America/Denver"]
+ADD = [
+    "patients",
+    "add",
+    "--name",
+    "Dana Example",
+    "--phone",
+    "+12025550142",
+    "--pin",
+    "2580",
+    "--timezone",
+    "America/Denver",
+]
 
 
 def test_init_db_creates_and_then_leaves_the_schema_alone(runner):
@@ -28,7 +39,12 @@ def test_patients_add_prints_the_new_id_as_the_last_line(app, runner):
     assert result.exit_code == 0, result.output
     patient_id = int(result.output.strip().splitlines()[-1])
     (patient,) = rows(app, Patient, Patient.id == patient_id)
-    assert (patient.name, patient.phone, patient.timezone, patient.language) == ("Dana Example", "+12025550142", "America/Denver", "es")
+    assert (patient.name, patient.phone, patient.timezone, patient.language) == (
+        "Dana Example",
+        "+12025550142",
+        "America/Denver",
+        "es",
+    )
     assert str(patient.program_start) == "2026-02-02"
     assert patient.pin_hash.startswith("hmac-sha256$") and "2580" not in patient.pin_hash
     assert patient.code in result.output and len(patient.code) == 6
@@ -79,16 +95,32 @@ def test_patients_add_refuses_a_phone_already_enrolled(app, runner):
 
 
 def test_simulate_call_prints_the_transcript_and_stores_the_answers(app, runner, patient_id):
-    result = runner.invoke(args=["simulate", "call", "--patient", str(patient_id), "--keys", "1234,5,7,4200,3,2",
-                                 "--now", "2026-03-04T10:00:00-05:00"])
+    result = runner.invoke(
+        args=[
+            "simulate",
+            "call",
+            "--patient",
+            str(patient_id),
+            "--keys",
+            "1234,5,7,4200,3,2",
+            "--now",
+            "2026-03-04T10:00:00-05:00",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "CALLER  presses 1234" in result.output and "Thank you, and goodbye." in result.output
     export = json.loads(runner.invoke(args=["export", "checkins", "--format", "json"]).output)
-    assert export == [{
-        "patient_id": patient_id, "week": 1, "status": "complete", "next_item": None,
-        "started_at": export[0]["started_at"], "completed_at": export[0]["completed_at"],
-        "answers": {"pain_avg": 5, "sleep_quality": 7, "steps_avg": 4200, "practice_days": 3, "safety": 2},
-    }]
+    assert export == [
+        {
+            "patient_id": patient_id,
+            "week": 1,
+            "status": "complete",
+            "next_item": None,
+            "started_at": export[0]["started_at"],
+            "completed_at": export[0]["completed_at"],
+            "answers": {"pain_avg": 5, "sleep_quality": 7, "steps_avg": 4200, "practice_days": 3, "safety": 2},
+        }
+    ]
     # The check-in opens when the PIN is accepted, a few simulated seconds into the call.
     assert "2026-03-04T15:00:00+00:00" < export[0]["started_at"] < export[0]["completed_at"] < "2026-03-04T15:05"
     assert "transcript_viewed" in audit_actions(app, patient_id)
@@ -105,7 +137,9 @@ def test_simulate_call_refuses_a_bad_script_or_patient(runner, patient_id):
     assert result.exit_code == 2 and "not a caller action: 'five'" in result.output
     result = runner.invoke(args=["simulate", "call", "--patient", "999", "--keys", "1234"])
     assert result.exit_code == 1 and "no patient 999" in result.output
-    result = runner.invoke(args=["simulate", "call", "--patient", str(patient_id), "--keys", "1234", "--now", "tomorrow"])
+    result = runner.invoke(
+        args=["simulate", "call", "--patient", str(patient_id), "--keys", "1234", "--now", "tomorrow"]
+    )
     assert result.exit_code == 2 and "not an ISO 8601 time" in result.output
 
 
@@ -116,12 +150,16 @@ def test_export_checkins_csv_and_patient_filter(app, runner, add_patient, call):
     result = runner.invoke(args=["export", "checkins", "--format", "csv"])
     table = list(csv.DictReader(io.StringIO(result.output)))
     assert [(r["patient_id"], r["status"], r["pain_avg"], r["sleep_quality"]) for r in table] == [
-        (str(first), "complete", "5", "7"), (str(second), "partial", "6", "")
+        (str(first), "complete", "5", "7"),
+        (str(second), "partial", "6", ""),
     ]
     only = json.loads(runner.invoke(args=["export", "checkins", "--patient", str(second)]).output)
     assert [row["patient_id"] for row in only] == [second]
     exports = [e for e in rows(app, AuditEvent) if e.action == "export_checkins"]
-    assert [(e.patient_id, e.detail["format"], e.detail["rows"]) for e in exports] == [(None, "csv", 2), (second, "json", 1)]
+    assert [(e.patient_id, e.detail["format"], e.detail["rows"]) for e in exports] == [
+        (None, "csv", 2),
+        (second, "json", 1),
+    ]
 
 
 def test_export_alerts_lists_open_and_acknowledged_alerts(app, runner, patient_id, call):

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr_cbt.callflow import EngineError, load_flow, resume, start
-from ivr_cbt.callflow import spec
+from ivr_cbt.callflow import EngineError, load_flow, resume, spec, start
 
 FLOW = load_flow(Path(__file__).resolve().parent.parent / "flows" / "weekly_checkin.yaml")
 SETTINGS = {"crisis_line": "988"}

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ivr_cbt.callflow import FlowError, load_flow, load_flows
-from ivr_cbt.callflow import spec
+from ivr_cbt.callflow import FlowError, load_flow, load_flows, spec
 from ivr_cbt.cli import flows_validate_command
 from ivr_cbt.prompts import Catalogue
 
@@ -66,7 +65,9 @@ def test_the_weekly_check_in_asks_the_clinical_items_in_order_with_their_scales(
 def test_yes_and_no_stay_text_in_flows(tmp_path):
     """YAML 1.1 would read these as booleans; our loader must not."""
     path = tmp_path / "yes_no.yaml"
-    path.write_text((ROOT / "tests" / "flows_broken" / "branch_out_of_range.yaml").read_text().replace("equals: 3", "equals: 1"))
+    path.write_text(
+        (ROOT / "tests" / "flows_broken" / "branch_out_of_range.yaml").read_text().replace("equals: 3", "equals: 1")
+    )
     flow = load_flow(path, ROOT / "flows" / "flow.schema.json")
     assert flow.items["safety"].anchors == {"1": "yes", "2": "no"}
 

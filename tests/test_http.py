@@ -26,7 +26,9 @@ def server_url(app):
 def test_a_whole_call_over_http_matches_the_in_process_call(app, server_url, add_patient, call):
     over_http = add_patient(phone="+12025550161")
     in_process = add_patient(phone="+12025550162")
-    phone = OfflinePhone(HttpTransport(server_url), auth_token=AUTH_TOKEN, account_sid="AC" + "0" * 32, public_base_url=PUBLIC_BASE_URL)
+    phone = OfflinePhone(
+        HttpTransport(server_url), auth_token=AUTH_TOKEN, account_sid="AC" + "0" * 32, public_base_url=PUBLIC_BASE_URL
+    )
     result = phone.call(ScriptedCaller.parse("1234,5,7,4200#,3,2"), from_="+12025550161", to=PROGRAM_NUMBER)
     reference = call(in_process, "1234,5,7,4200#,3,2", direction="inbound")
     assert result.text() == reference.text()

@@ -35,8 +35,11 @@ def test_a_foreign_key_is_enforced(app, clock):
     with app.app_context():
         session = db.session()
         with pytest.raises(sa.exc.IntegrityError):
-            session.execute(sa.insert(CheckIn.__table__).values(
-                patient_id=999, week=0, status="in-progress", started_at=clock.now(), updated_at=clock.now()))
+            session.execute(
+                sa.insert(CheckIn.__table__).values(
+                    patient_id=999, week=0, status="in-progress", started_at=clock.now(), updated_at=clock.now()
+                )
+            )
 
 
 def test_times_are_stored_in_utc_and_come_back_aware(app, clock):
@@ -75,5 +78,7 @@ def test_the_migration_downgrades_and_upgrades_cleanly(tmp_path):
     engine.dispose()
     db.upgrade_database(url)
     engine = sa.create_engine(url)
-    assert {"patients", "calls", "checkins", "answers", "alerts", "audit_events"} <= set(sa.inspect(engine).get_table_names())
+    assert {"patients", "calls", "checkins", "answers", "alerts", "audit_events"} <= set(
+        sa.inspect(engine).get_table_names()
+    )
     engine.dispose()

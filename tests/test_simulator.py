@@ -36,8 +36,14 @@ class TwimlServer:
             return body, 200, {"Content-Type": content_type}
 
     def phone(self, **options) -> OfflinePhone:
-        return OfflinePhone(FlaskTransport(self.app), auth_token=TOKEN, account_sid="AC" + "0" * 32,
-                            public_base_url=BASE, seed=7, **options)
+        return OfflinePhone(
+            FlaskTransport(self.app),
+            auth_token=TOKEN,
+            account_sid="AC" + "0" * 32,
+            public_base_url=BASE,
+            seed=7,
+            **options,
+        )
 
     def posted(self, path: str) -> list[dict[str, str]]:
         return [params for p, params in self.requests if p == path]
@@ -49,15 +55,22 @@ def doc(body: str) -> str:
 
 def run(documents, script, **options):
     server = TwimlServer(documents)
-    result = server.phone(**options).call(ScriptedCaller(script), from_="+15550000001", to="+15550000002",
-                                          answer_url=BASE + "/answer", status_callback=BASE + "/status")
+    result = server.phone(**options).call(
+        ScriptedCaller(script),
+        from_="+15550000001",
+        to="+15550000002",
+        answer_url=BASE + "/answer",
+        status_callback=BASE + "/status",
+    )
     return server, result
 
 
 def test_silence_falls_through_to_the_next_verb():
     server, result = run(
-        {"/answer": doc('<Gather action="/got"><Say>Press a key.</Say></Gather><Say>Nothing pressed.</Say>'),
-         "/status": ""},
+        {
+            "/answer": doc('<Gather action="/got"><Say>Press a key.</Say></Gather><Say>Nothing pressed.</Say>'),
+            "/status": "",
+        },
         [Silence()],
     )
     assert [line.text for line in result.transcript if line.speaker == "APP"] == ["Press a key.", "Nothing pressed."]
@@ -66,7 +79,10 @@ def test_silence_falls_through_to_the_next_verb():
 
 
 def test_silence_with_action_on_empty_result_posts_empty_digits():
-    server, _ = run({"/answer": doc('<Gather action="/got" actionOnEmptyResult="true"/>'), "/got": doc(""), "/status": ""}, [Silence()])
+    server, _ = run(
+        {"/answer": doc('<Gather action="/got" actionOnEmptyResult="true"/>'), "/got": doc(""), "/status": ""},
+        [Silence()],
+    )
     (params,) = server.posted("/got")
     assert params["Digits"] == ""
 
@@ -83,13 +99,17 @@ def test_silence_with_action_on_empty_result_posts_empty_digits():
     ],
 )
 def test_keys_are_collected_like_twilio(gather, keys, sent):
-    server, _ = run({"/answer": doc(f'<Gather action="/got" {gather}/>'), "/got": doc(""), "/status": ""}, [Press(keys)])
+    server, _ = run(
+        {"/answer": doc(f'<Gather action="/got" {gather}/>'), "/got": doc(""), "/status": ""}, [Press(keys)]
+    )
     (params,) = server.posted("/got")
     assert params["Digits"] == sent
 
 
 def test_the_finish_key_alone_is_ignored_and_the_gather_times_out():
-    server, result = run({"/answer": doc('<Gather action="/got"/><Say>Timed out.</Say>'), "/got": doc(""), "/status": ""}, [Press("#")])
+    server, result = run(
+        {"/answer": doc('<Gather action="/got"/><Say>Timed out.</Say>'), "/got": doc(""), "/status": ""}, [Press("#")]
+    )
     assert server.posted("/got") == []
     assert "Timed out." in result.said()
 
@@ -101,8 +121,14 @@ def test_the_gather_action_defaults_to_the_current_document():
 
 
 def test_speech_is_sent_only_when_the_gather_takes_speech():
-    server, _ = run({"/answer": doc('<Gather input="dtmf speech" action="/got" language="es-US"/>'), "/got": doc(""), "/status": ""},
-                    [Speak("siete", 0.42)])
+    server, _ = run(
+        {
+            "/answer": doc('<Gather input="dtmf speech" action="/got" language="es-US"/>'),
+            "/got": doc(""),
+            "/status": "",
+        },
+        [Speak("siete", 0.42)],
+    )
     (params,) = server.posted("/got")
     assert (params["SpeechResult"], params["Confidence"], params["Language"]) == ("siete", "0.42", "es-US")
     server, result = run({"/answer": doc('<Gather action="/got"/>'), "/got": doc(""), "/status": ""}, [Speak("siete")])
@@ -111,9 +137,17 @@ def test_speech_is_sent_only_when_the_gather_takes_speech():
 
 
 def test_redirects_are_followed_and_relative_urls_resolved():
-    server = TwimlServer({"/answer": doc("<Redirect>/a/next</Redirect>"), "/a/next": doc('<Redirect method="POST">again</Redirect>'),
-                          "/a/again": doc("<Say>There.</Say><Hangup/>"), "/status": ""})
-    result = server.phone().call(ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer", status_callback=BASE + "/status")
+    server = TwimlServer(
+        {
+            "/answer": doc("<Redirect>/a/next</Redirect>"),
+            "/a/next": doc('<Redirect method="POST">again</Redirect>'),
+            "/a/again": doc("<Say>There.</Say><Hangup/>"),
+            "/status": "",
+        }
+    )
+    result = server.phone().call(
+        ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer", status_callback=BASE + "/status"
+    )
     assert [p for p, _ in server.requests if p != "/status"] == ["/answer", "/a/next", "/a/again"]
     assert result.said() == "There."
 
@@ -138,9 +172,15 @@ def test_only_the_completed_status_callback_is_sent_unless_others_are_asked_for(
 
 def test_status_callbacks_ringing_answered_completed_with_duration():
     clock = SimulatedClock(datetime(2026, 1, 5, 12, tzinfo=UTC))
-    server = TwimlServer({"/answer": doc("<Say>one two three four five</Say><Pause length=\"3\"/>"), "/status": ""})
-    result = server.phone(clock=clock).call(ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer",
-                                            status_callback=BASE + "/status", status_events=("ringing", "answered", "completed"))
+    server = TwimlServer({"/answer": doc('<Say>one two three four five</Say><Pause length="3"/>'), "/status": ""})
+    result = server.phone(clock=clock).call(
+        ScriptedCaller([]),
+        from_="+1",
+        to="+2",
+        answer_url=BASE + "/answer",
+        status_callback=BASE + "/status",
+        status_events=("ringing", "answered", "completed"),
+    )
     statuses = [params["CallStatus"] for params in server.posted("/status")]
     assert statuses == ["ringing", "in-progress", "completed"]
     assert server.posted("/status")[-1]["CallDuration"] == "5"
@@ -150,16 +190,28 @@ def test_status_callbacks_ringing_answered_completed_with_duration():
 
 def test_an_unanswered_call_sends_only_status_callbacks():
     server = TwimlServer({"/status": ""})
-    result = server.phone().ring_out(outcome="no-answer", from_="+1", to="+2", call_sid="CA" + "1" * 32,
-                                     status_callback=BASE + "/status", status_events=("ringing", "completed"))
+    result = server.phone().ring_out(
+        outcome="no-answer",
+        from_="+1",
+        to="+2",
+        call_sid="CA" + "1" * 32,
+        status_callback=BASE + "/status",
+        status_events=("ringing", "completed"),
+    )
     assert [p["CallStatus"] for p in server.posted("/status")] == ["ringing", "no-answer"]
     assert result.status == "no-answer"
 
 
 def test_a_machine_is_reported_with_answered_by():
     server = TwimlServer({"/answer": doc("<Hangup/>"), "/status": ""})
-    server.phone().call(ScriptedCaller([]), from_="+1", to="+2", answered_by="machine_start",
-                        answer_url=BASE + "/answer", status_callback=BASE + "/status")
+    server.phone().call(
+        ScriptedCaller([]),
+        from_="+1",
+        to="+2",
+        answered_by="machine_start",
+        answer_url=BASE + "/answer",
+        status_callback=BASE + "/status",
+    )
     assert server.posted("/answer")[0]["AnsweredBy"] == "machine_start"
 
 
@@ -183,19 +235,38 @@ def test_duplicate_delivery_sends_each_request_twice():
         (doc("<Gather><Dial>1</Dial></Gather>"), "text/xml", "12200"),
         ("<Reply/>", "text/xml", "12200"),
     ],
-    ids=["content type", "leading space", "broken XML", "lowercase verb", "unknown verb", "unknown attribute",
-         "bad numDigits", "bad input", "bad finishOnKey", "Dial inside Gather", "wrong root"],
+    ids=[
+        "content type",
+        "leading space",
+        "broken XML",
+        "lowercase verb",
+        "unknown verb",
+        "unknown attribute",
+        "bad numDigits",
+        "bad input",
+        "bad finishOnKey",
+        "Dial inside Gather",
+        "wrong root",
+    ],
 )
 def test_twiml_twilio_would_refuse_is_refused(body, content_type, code):
     server = TwimlServer({"/answer": body, "/status": ""}, content_type=content_type)
     with pytest.raises(PhoneError, match=code):
-        server.phone().call(ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer", status_callback=BASE + "/status")
+        server.phone().call(
+            ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer", status_callback=BASE + "/status"
+        )
 
 
 def test_an_application_error_uses_the_fallback_url_when_not_strict():
     server = TwimlServer({"/answer": "<oops", "/fallback": doc("<Say>Sorry.</Say>"), "/status": ""})
-    result = server.phone(strict=False).call(ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer",
-                                             status_callback=BASE + "/status", fallback_url=BASE + "/fallback")
+    result = server.phone(strict=False).call(
+        ScriptedCaller([]),
+        from_="+1",
+        to="+2",
+        answer_url=BASE + "/answer",
+        status_callback=BASE + "/status",
+        fallback_url=BASE + "/fallback",
+    )
     (params,) = server.posted("/fallback")
     assert params["ErrorCode"] == "12100" and params["ErrorUrl"] == BASE + "/answer"
     assert result.said() == "Sorry."
@@ -203,21 +274,31 @@ def test_an_application_error_uses_the_fallback_url_when_not_strict():
 
 def test_an_http_error_without_fallback_ends_the_call():
     server = TwimlServer({"/status": ""})
-    result = server.phone(strict=False).call(ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/missing",
-                                             status_callback=BASE + "/status")
+    result = server.phone(strict=False).call(
+        ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/missing", status_callback=BASE + "/status"
+    )
     assert "application error 11200" in result.text()
 
 
 def test_a_loop_of_redirects_is_stopped():
     server = TwimlServer({"/answer": doc("<Redirect>/answer</Redirect>"), "/status": ""})
     with pytest.raises(PhoneError, match="a loop"):
-        server.phone().call(ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer", status_callback=BASE + "/status")
+        server.phone().call(
+            ScriptedCaller([]), from_="+1", to="+2", answer_url=BASE + "/answer", status_callback=BASE + "/status"
+        )
 
 
 @pytest.mark.parametrize(
     "token, action",
-    [("5", Press("5")), ("4200#", Press("4200#")), ("*", Press("*")), ("silence", Silence()), ("HANGUP", HangUp()),
-     ("speech:seven", Speak("seven")), ("speech:tres mil@0.45", Speak("tres mil", 0.45))],
+    [
+        ("5", Press("5")),
+        ("4200#", Press("4200#")),
+        ("*", Press("*")),
+        ("silence", Silence()),
+        ("HANGUP", HangUp()),
+        ("speech:seven", Speak("seven")),
+        ("speech:tres mil@0.45", Speak("tres mil", 0.45)),
+    ],
 )
 def test_script_tokens(token, action):
     assert parse_action(token) == action

@@ -29,8 +29,12 @@ def read(path: Path) -> tuple[dict[str, str], str]:
 def test_the_call_matches_its_golden_transcript(path, add_patient, call):
     header, expected = read(path)
     patient = add_patient(language=header.get("language", "en"))
-    result = call(patient, header["script"], direction=header.get("direction", "outbound"),
-                  answered_by=header.get("answered_by", "human"))
+    result = call(
+        patient,
+        header["script"],
+        direction=header.get("direction", "outbound"),
+        answered_by=header.get("answered_by", "human"),
+    )
     actual = f"{result.text()}\n--      {result.status}, {result.duration_s} s"
     if os.environ.get("UPDATE_GOLDEN"):
         head = "".join(f"# {k}: {v}\n" for k, v in header.items())

@@ -8,7 +8,15 @@ from ivr_cbt.models import Call, CheckinStatus
 
 from .conftest import AUTH_TOKEN, PROGRAM_NUMBER, PUBLIC_BASE_URL
 from .helpers import (
-    answer_params, call_row, checkins, gather_action, rows, sid, signed_post, spoken, twiml,
+    answer_params,
+    call_row,
+    checkins,
+    gather_action,
+    rows,
+    sid,
+    signed_post,
+    spoken,
+    twiml,
 )
 
 PATIENT_PHONE = "+12025550199"
@@ -122,8 +130,16 @@ def test_a_malformed_answer_webhook_gets_400(app, client, params):
         ("/voice/step?s=1", {"CallSid": sid(1), "SpeechResult": "five", "Confidence": "1.5"}),
         ("/voice/step?s=1", {"Digits": "1234"}),
     ],
-    ids=["unknown call", "step not a number", "no step", "unknown event", "letters in Digits", "Confidence not a number",
-         "Confidence above 1", "no CallSid"],
+    ids=[
+        "unknown call",
+        "step not a number",
+        "no step",
+        "unknown event",
+        "letters in Digits",
+        "Confidence not a number",
+        "Confidence above 1",
+        "no CallSid",
+    ],
 )
 def test_a_malformed_step_gets_400_and_changes_nothing(app, client, known, path, params):
     start_call(client)
@@ -136,7 +152,11 @@ def test_a_malformed_step_gets_400_and_changes_nothing(app, client, known, path,
 
 @pytest.mark.parametrize(
     "params",
-    [{"CallSid": sid(1)}, {"CallSid": sid(1), "CallStatus": "exploded"}, {"CallSid": sid(1), "CallStatus": "completed", "CallDuration": "-3"}],
+    [
+        {"CallSid": sid(1)},
+        {"CallSid": sid(1), "CallStatus": "exploded"},
+        {"CallSid": sid(1), "CallStatus": "completed", "CallDuration": "-3"},
+    ],
     ids=["no CallStatus", "unknown CallStatus", "bad CallDuration"],
 )
 def test_a_malformed_status_callback_gets_400(app, client, known, params):
@@ -147,8 +167,9 @@ def test_a_malformed_status_callback_gets_400(app, client, known, params):
 
 
 def test_a_non_form_body_is_refused_not_crashed(client, known):
-    response = client.post("/voice/answer", data=b"\x00\xff{not json", content_type="application/json",
-                           headers={"X-Twilio-Signature": "x"})
+    response = client.post(
+        "/voice/answer", data=b"\x00\xff{not json", content_type="application/json", headers={"X-Twilio-Signature": "x"}
+    )
     assert response.status_code == 403
 
 
@@ -192,7 +213,9 @@ def test_a_stale_step_replays_the_current_twiml(app, client, known):
 
 
 def status(client, call_status, n=1, **extra):
-    return signed_post(client, "/voice/status", {"CallSid": sid(n), "CallStatus": call_status, "Direction": "inbound", **extra})
+    return signed_post(
+        client, "/voice/status", {"CallSid": sid(n), "CallStatus": call_status, "Direction": "inbound", **extra}
+    )
 
 
 def test_status_updates_apply_monotonically(app, client, known):

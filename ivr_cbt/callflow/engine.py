@@ -28,9 +28,7 @@ class EngineError(RuntimeError):
     """The host called the engine in a way no flow allows (a bug in the host, not the caller)."""
 
 
-def start(
-    flow: spec.Flow, *, caller_known: bool, language: str, settings: Mapping[str, str]
-) -> spec.Step:
+def start(flow: spec.Flow, *, caller_known: bool, language: str, settings: Mapping[str, str]) -> spec.Step:
     """Start ``flow`` for a new call."""
     state = {
         "flow": flow.id,
@@ -245,7 +243,11 @@ class _Run:
                     self.skip(node, event.text)
             elif event.confidence < self.flow.speech.confirm_below:
                 self.state["confirm"] = {"value": value, "raw": event.text, "confidence": event.confidence}
-                self.outputs += [spec.Prompt(self.flow.speech.heard), spec.SayValue(str(value), end_sentence=True), spec.Prompt(self.flow.speech.confirm)]
+                self.outputs += [
+                    spec.Prompt(self.flow.speech.heard),
+                    spec.SayValue(str(value), end_sentence=True),
+                    spec.Prompt(self.flow.speech.confirm),
+                ]
                 self.listen = spec.Listen(max_digits=1, finish_on_key="", timeout=node.keys.timeout)
             else:
                 self.answer(node, spec.RecordAnswer(node.item, value, event.text, "speech", event.confidence))

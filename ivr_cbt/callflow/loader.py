@@ -66,8 +66,7 @@ def load_flow(path: Path, schema_path: Path | None = None) -> spec.Flow:
         raise FlowError(problems)
     flow = _build(data)
     problems = [
-        Problem(str(path), line_of(lines, where), _dotted(where), message)
-        for where, message in graph_problems(flow)
+        Problem(str(path), line_of(lines, where), _dotted(where), message) for where, message in graph_problems(flow)
     ]
     if problems:
         raise FlowError(problems)
@@ -194,7 +193,9 @@ def _node(node_id: str, raw: dict) -> spec.Node:
             default=raw["default"],
         )
     if kind == "dial":
-        return spec.Dial(**common, prompts=_prompts(raw.get("prompts")), number=raw["number"]["setting"], next=raw["next"])
+        return spec.Dial(
+            **common, prompts=_prompts(raw.get("prompts")), number=raw["number"]["setting"], next=raw["next"]
+        )
     if kind == "feedback":
         return spec.Feedback(**common, prompts=_prompts(raw.get("prompts")), next=raw["next"])
     return spec.End(**common, prompts=_prompts(raw["prompts"]))
@@ -258,7 +259,9 @@ def graph_problems(flow: spec.Flow, known_settings=KNOWN_SETTINGS) -> list[tuple
             problems += _ask_problems(flow, node, asked)
         for index, prompt in enumerate(getattr(node, "prompts", ())):
             if isinstance(prompt, spec.SettingRef) and prompt.setting not in known_settings:
-                problems.append((("nodes", node.id, "prompts", index, "setting"), f"unknown setting {prompt.setting!r}"))
+                problems.append(
+                    (("nodes", node.id, "prompts", index, "setting"), f"unknown setting {prompt.setting!r}")
+                )
         if isinstance(node, spec.Dial) and node.number not in known_settings:
             problems.append((("nodes", node.id, "number", "setting"), f"unknown setting {node.number!r}"))
 
@@ -273,7 +276,9 @@ def _ask_problems(flow: spec.Flow, node: spec.Ask, asked: dict[str, str]) -> lis
     if item is None:
         return [(("nodes", node.id, "item"), f"item {node.item!r} is not declared under 'items'")]
     if node.item in asked:
-        problems.append((("nodes", node.id, "item"), f"item {node.item!r} is already asked by node {asked[node.item]!r}"))
+        problems.append(
+            (("nodes", node.id, "item"), f"item {node.item!r} is already asked by node {asked[node.item]!r}")
+        )
     asked[node.item] = node.id
     if item.min > item.max:
         problems.append((("items", item.key), f"min {item.min} is above max {item.max}"))
@@ -282,10 +287,14 @@ def _ask_problems(flow: spec.Flow, node: spec.Ask, asked: dict[str, str]) -> lis
             problems.append((("items", item.key, "anchors", anchor), "anchor outside the scale"))
     for index, (value, _) in enumerate(node.branches):
         if not item.accepts(value):
-            problems.append((("nodes", node.id, "branches", index, "equals"), f"{value} is outside {item.min}-{item.max}"))
+            problems.append(
+                (("nodes", node.id, "branches", index, "equals"), f"{value} is outside {item.min}-{item.max}")
+            )
     widest = len(str(max(abs(item.min), abs(item.max))))
     if node.keys.max_digits is not None and node.keys.max_digits < widest:
-        problems.append((("nodes", node.id, "keys", "max_digits"), f"{node.keys.max_digits} digits cannot enter {item.max}"))
+        problems.append(
+            (("nodes", node.id, "keys", "max_digits"), f"{node.keys.max_digits} digits cannot enter {item.max}")
+        )
     if node.keys.max_digits is None and not node.keys.finish_on_key:
         problems.append((("nodes", node.id, "keys"), "without max_digits the caller needs a finish_on_key"))
     return problems
@@ -322,7 +331,7 @@ def _loops_without_input(flow: spec.Flow) -> list[tuple[tuple, str]]:
             if nxt not in passive:
                 continue
             if state.get(nxt) == 1:
-                cycle = trail[trail.index(nxt):] + [nxt] if nxt in trail else [node_id, nxt]
+                cycle = trail[trail.index(nxt) :] + [nxt] if nxt in trail else [node_id, nxt]
                 problems.append((("nodes", nxt), "loop without waiting for the caller: " + " -> ".join(cycle)))
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])

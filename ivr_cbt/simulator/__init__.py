@@ -5,6 +5,15 @@ from ivr_cbt.simulator.phone import CallResult, OfflinePhone, PhoneError
 from ivr_cbt.simulator.transport import FlaskTransport, HttpTransport, WsgiTransport
 
 __all__ = [
-    "CallResult", "FlaskTransport", "HangUp", "HttpTransport", "OfflinePhone", "PhoneError",
-    "Press", "ScriptedCaller", "Silence", "Speak", "WsgiTransport",
+    "CallResult",
+    "FlaskTransport",
+    "HangUp",
+    "HttpTransport",
+    "OfflinePhone",
+    "PhoneError",
+    "Press",
+    "ScriptedCaller",
+    "Silence",
+    "Speak",
+    "WsgiTransport",
 ]

@@ -101,7 +101,7 @@ class OfflinePhone:
     # --- placing calls ------------------------------------------------------------------------
 
     def new_call_sid(self) -> str:
-        return "CA" + "%032x" % self._random.getrandbits(128)
+        return f"CA{self._random.getrandbits(128):032x}"
 
     def call(
         self,
@@ -122,7 +122,9 @@ class OfflinePhone:
         status_callback = status_callback or self.base_url + "/voice/status"
         if "ringing" in status_events:
             run.status_callback(status_callback, "ringing")
-        run.play(answer_url or self.base_url + "/voice/answer", status_callback if "answered" in status_events else None)
+        run.play(
+            answer_url or self.base_url + "/voice/answer", status_callback if "answered" in status_events else None
+        )
         run.status_callback(status_callback, "completed", duration=True)
         return run.result
 
@@ -174,8 +176,17 @@ class OfflinePhone:
 class _CallRun:
     """One call in progress."""
 
-    def __init__(self, phone: OfflinePhone, caller: Caller | None, call_sid: str, from_: str, to: str,
-                 direction: str, answered_by: str | None, fallback_url: str | None):
+    def __init__(
+        self,
+        phone: OfflinePhone,
+        caller: Caller | None,
+        call_sid: str,
+        from_: str,
+        to: str,
+        direction: str,
+        answered_by: str | None,
+        fallback_url: str | None,
+    ):
         self.phone, self.caller = phone, caller
         self.base_params = {
             "CallSid": call_sid,
@@ -268,7 +279,9 @@ class _CallRun:
                 self.note("--", "dialled call completed")
                 if verb.action:
                     target = urljoin(url, verb.action)
-                    return self.fetch(verb.method, target, {"DialCallStatus": "completed", "DialCallDuration": "60"}), target
+                    return self.fetch(
+                        verb.method, target, {"DialCallStatus": "completed", "DialCallDuration": "60"}
+                    ), target
             elif isinstance(verb, twiml.Hangup):
                 self.note("--", "app hangs up")
                 return None, url
@@ -313,7 +326,10 @@ class _CallRun:
             if isinstance(action, Silence):
                 self.note("CALLER", "(silence)")
             else:
-                self.note("CALLER", f"({type(action).__name__.lower()} ignored: Gather takes {' '.join(sorted(gather.input))})")
+                self.note(
+                    "CALLER",
+                    f"({type(action).__name__.lower()} ignored: Gather takes {' '.join(sorted(gather.input))})",
+                )
             self.wait(gather.timeout)
         if gather.action_on_empty_result:
             return {"Digits": ""}

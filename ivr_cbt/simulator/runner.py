@@ -19,10 +19,14 @@ from ivr_cbt.simulator.transport import FlaskTransport, WsgiTransport
 from ivr_cbt.telephony.mock import MockTelephony
 
 _patients = Patient.__table__
-_PATIENT = sa.select(_patients.c.id, _patients.c.phone, _patients.c.language).where(_patients.c.id == sa.bindparam("b_id"))
+_PATIENT = sa.select(_patients.c.id, _patients.c.phone, _patients.c.language).where(
+    _patients.c.id == sa.bindparam("b_id")
+)
 
 
-def make_phone(app: Flask, *, clock: SimulatedClock | None = None, test_client: bool = False, **options) -> OfflinePhone:
+def make_phone(
+    app: Flask, *, clock: SimulatedClock | None = None, test_client: bool = False, **options
+) -> OfflinePhone:
     """An offline phone wired to ``app`` in-process, signing with the app's auth token.
 
     It calls the app's WSGI entry point directly, or goes through Flask's test client if asked.

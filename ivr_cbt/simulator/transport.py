@@ -38,7 +38,9 @@ class FlaskTransport:
         self.client = app.test_client()
 
     def send(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> HttpResponse:
-        response = self.client.open(_path(url), method=method, data=params if method == "POST" else None, headers=headers)
+        response = self.client.open(
+            _path(url), method=method, data=params if method == "POST" else None, headers=headers
+        )
         return HttpResponse(response.status_code, response.content_type or "", response.get_data(as_text=True))
 
 
@@ -99,6 +101,10 @@ class HttpTransport:
 
     def send(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> HttpResponse:
         response = self.session.request(
-            method, self.server_url + _path(url), data=params if method == "POST" else None, headers=headers, timeout=self.timeout_s
+            method,
+            self.server_url + _path(url),
+            data=params if method == "POST" else None,
+            headers=headers,
+            timeout=self.timeout_s,
         )
         return HttpResponse(response.status_code, response.headers.get("Content-Type", ""), response.text)

@@ -86,15 +86,38 @@ _ATTRIBUTES = {
     "Play": {"loop", "digits"},
     "Pause": {"length"},
     "Gather": {
-        "action", "method", "timeout", "finishOnKey", "numDigits", "input", "speechTimeout",
-        "language", "hints", "actionOnEmptyResult", "partialResultCallback",
-        "partialResultCallbackMethod", "profanityFilter", "speechModel", "enhanced", "bargeIn",
-        "debug", "maxSpeechTime",
+        "action",
+        "method",
+        "timeout",
+        "finishOnKey",
+        "numDigits",
+        "input",
+        "speechTimeout",
+        "language",
+        "hints",
+        "actionOnEmptyResult",
+        "partialResultCallback",
+        "partialResultCallbackMethod",
+        "profanityFilter",
+        "speechModel",
+        "enhanced",
+        "bargeIn",
+        "debug",
+        "maxSpeechTime",
     },
     "Redirect": {"method"},
     "Dial": {
-        "action", "method", "timeout", "callerId", "record", "hangupOnStar", "timeLimit",
-        "answerOnBridge", "ringTone", "recordingStatusCallback", "trim",
+        "action",
+        "method",
+        "timeout",
+        "callerId",
+        "record",
+        "hangupOnStar",
+        "timeLimit",
+        "answerOnBridge",
+        "ringTone",
+        "recordingStatusCallback",
+        "trim",
     },
     "Hangup": set(),
     "Reject": {"reason"},
@@ -152,9 +175,9 @@ def _text(element: ET.Element) -> str:
 def _verb(element: ET.Element) -> Verb:
     _check_attributes(element)
     tag = element.tag
-    if tag != "Gather" and tag != "Dial" and len(element):
-        if tag != "Say":  # <Say> may hold SSML; other verbs hold only text
-            raise TwimlError(12200, f"<{tag}> cannot contain <{element[0].tag}>")
+    # <Gather> holds verbs and <Say> may hold SSML; every other verb holds only text.
+    if tag not in ("Gather", "Dial", "Say") and len(element):
+        raise TwimlError(12200, f"<{tag}> cannot contain <{element[0].tag}>")
     if tag == "Say":
         return Say(_text(element), element.get("voice", ""), element.get("language", ""), _int(element, "loop", 1))
     if tag == "Play":

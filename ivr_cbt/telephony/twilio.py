@@ -51,5 +51,7 @@ class TwilioTelephony:
         try:
             message = self.client.messages.create(to=to, from_=self.from_number, body=body)
         except (TwilioRestException, requests.RequestException) as exc:
-            raise TelephonyError(f"SMS failed: {type(exc).__name__}", ambiguous=isinstance(exc, requests.RequestException)) from exc
+            raise TelephonyError(
+                f"SMS failed: {type(exc).__name__}", ambiguous=isinstance(exc, requests.RequestException)
+            ) from exc
         return message.sid
