@@ -17,6 +17,7 @@ from ivr_cbt import audit, config, db, exports
 from ivr_cbt.callflow import FlowError, load_flow
 from ivr_cbt.calls import DEFAULT_FLOW, HOST_PROMPTS
 from ivr_cbt.clock import parse_instant
+from ivr_cbt.models import FeedbackMode
 from ivr_cbt.prompts import Catalogue, PromptError
 
 
@@ -65,14 +66,29 @@ def patients_group():
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Program start (week 0); default today in the patient's zone.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in FeedbackMode]),
+    default=FeedbackMode.AUTOMATED.value,
+    show_default=True,
+    help="Program arm: weekly feedback played automatically, after therapist review (guided), or none.",
+)
 @with_appcontext
-def patients_add_command(name, phone, pin, timezone, language, start):
+def patients_add_command(name, phone, pin, timezone, language, start, mode):
     """Enrol a patient; print their patient code, then their id as the last line."""
     from ivr_cbt.patients import InvalidPatient, NewPatient, enrol, is_time_zone, local_date
 
     now = _now()
     start_date: date = start.date() if start else (local_date(timezone, now) if is_time_zone(timezone) else now.date())
-    new = NewPatient(name=name, phone=phone, pin=pin, timezone=timezone, language=language, start=start_date)
+    new = NewPatient(
+        name=name,
+        phone=phone,
+        pin=pin,
+        timezone=timezone,
+        language=language,
+        start=start_date,
+        feedback_mode=FeedbackMode(mode),
+    )
     languages = set(current_app.extensions["voice_settings"].renderer.catalogue.languages)
     with db.session_scope(current_app) as session:
         try:

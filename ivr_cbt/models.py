@@ -42,6 +42,14 @@ class PatientStatus(enum.StrEnum):
     OPTED_OUT = "opted-out"
 
 
+class FeedbackMode(enum.StrEnum):
+    """The program arm: how weekly feedback reaches the patient (../shared/design/CLINICAL.md)."""
+
+    MONITORING = "monitoring"  # check-ins only, no feedback
+    AUTOMATED = "automated"  # the assembled message plays without review
+    GUIDED = "guided"  # a therapist approves, edits or records it first (COPES)
+
+
 class CheckinStatus(enum.StrEnum):
     IN_PROGRESS = "in-progress"
     PARTIAL = "partial"
@@ -62,6 +70,11 @@ class Patient(Base):
     program_start: so.Mapped[date]
     status: so.Mapped[PatientStatus] = so.mapped_column(
         _enum(PatientStatus, "patient_status"), default=PatientStatus.ACTIVE
+    )
+    feedback_mode: so.Mapped[FeedbackMode] = so.mapped_column(
+        _enum(FeedbackMode, "feedback_mode"),
+        default=FeedbackMode.AUTOMATED,
+        server_default=FeedbackMode.AUTOMATED.value,
     )
     created_at: so.Mapped[datetime]
 

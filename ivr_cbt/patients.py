@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from ivr_cbt import audit
-from ivr_cbt.models import Patient, PatientStatus
+from ivr_cbt.models import FeedbackMode, Patient, PatientStatus
 from ivr_cbt.security import hash_pin
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -33,6 +33,7 @@ class NewPatient:
     timezone: str
     language: str
     start: date
+    feedback_mode: FeedbackMode = FeedbackMode.AUTOMATED
 
 
 def validate(new: NewPatient, languages: set[str]) -> list[str]:
@@ -84,6 +85,7 @@ def enrol(
         language=new.language,
         program_start=new.start,
         status=PatientStatus.ACTIVE,
+        feedback_mode=new.feedback_mode,
         created_at=now,
     )
     session.add(patient)

@@ -35,7 +35,7 @@ def test_init_db_creates_and_then_leaves_the_schema_alone(runner):
 
 
 def test_patients_add_prints_the_new_id_as_the_last_line(app, runner):
-    result = runner.invoke(args=[*ADD, "--language", "es", "--start", "2026-02-02"])
+    result = runner.invoke(args=[*ADD, "--language", "es", "--start", "2026-02-02", "--mode", "guided"])
     assert result.exit_code == 0, result.output
     patient_id = int(result.output.strip().splitlines()[-1])
     (patient,) = rows(app, Patient, Patient.id == patient_id)
@@ -46,6 +46,7 @@ def test_patients_add_prints_the_new_id_as_the_last_line(app, runner):
         "es",
     )
     assert str(patient.program_start) == "2026-02-02"
+    assert patient.feedback_mode == "guided"
     assert patient.pin_hash.startswith("hmac-sha256$") and "2580" not in patient.pin_hash
     assert patient.code in result.output and len(patient.code) == 6
     assert audit_actions(app, patient_id) == ["patient_enrolled"]
@@ -72,6 +73,7 @@ def test_the_default_start_is_today_in_the_patients_own_zone(make_app):
         (("--language", "fr"), "language must be one of en, es"),
         (("--name", " "), "name must be 1 to 200 characters"),
         (("--start", "02/03/2026"), "Invalid value for '--start'"),
+        (("--mode", "weekly"), "Invalid value for '--mode'"),
     ],
 )
 def test_patients_add_refuses_invalid_values_with_a_clear_message(app, runner, change, message):
