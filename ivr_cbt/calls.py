@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
 from ivr_cbt import audit, checkins
 from ivr_cbt.callflow import engine, spec
 from ivr_cbt.db import insert_ignoring_conflicts
-from ivr_cbt.models import Call, Patient
+from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckinKind, Patient
+from ivr_cbt.scheduling import attempts as queue
+from ivr_cbt.scheduling import lifecycle
 from ivr_cbt.telephony import CallRequest, Telephony
 from ivr_cbt.twiml import Renderer
 
@@ -32,6 +34,33 @@ _LAST_TWIML = sa.select(_calls.c.last_twiml).where(_calls.c.id == sa.bindparam("
 _PATIENT_BY_PHONE = sa.select(_patients.c.id, _patients.c.language).where(_patients.c.phone == sa.bindparam("b_phone"))
 _PATIENT_ID_BY_CODE = sa.select(_patients.c.id).where(_patients.c.code == sa.bindparam("b_code"))
 _NEW_CALL = sa.insert(_calls).returning(_calls.c.id)
+_attempts = CallAttempt.__table__
+_ATTEMPT = (
+    sa.select(
+        _attempts.c.id,
+        _attempts.c.patient_id,
+        _attempts.c.flow_id,
+        _attempts.c.week,
+        _attempts.c.slot_local,
+        _patients.c.language,
+    )
+    .join(_patients, _patients.c.id == _attempts.c.patient_id)
+    .where(_attempts.c.id == sa.bindparam("b_id"))
+)
+# The provider has the call: remember its sid (whoever learns it first, dispatcher or webhook).
+_ATTEMPT_PLACED = (
+    sa.update(_attempts)
+    .where(
+        _attempts.c.id == sa.bindparam("b_id"),
+        _attempts.c.state.in_([AttemptState.PLACING.value, AttemptState.AMBIGUOUS.value]),
+    )
+    .values(state=AttemptState.PLACED.value)
+)
+_ATTEMPT_SID = (
+    sa.update(_attempts)
+    .where(_attempts.c.id == sa.bindparam("b_id"), _attempts.c.call_sid.is_(None))
+    .values(call_sid=sa.bindparam("b_sid"))
+)
 
 DEFAULT_FLOW = "weekly_checkin"
 TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -39,6 +68,8 @@ _RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fro
 CALL_STATUSES = frozenset(_RANK)
 # Prompts the host plays outside any flow; every language must have them too.
 HOST_PROMPTS = ("voicemail_message", "voicemail_goodbye", "sorry_error")
+# The words a patient hears when offered, and given, the way out; their hash is recorded with the opt-out.
+OPT_OUT_WORDING = {"weekly": ("goodbye_stop_offer", "opted_out"), "daily": ("goodbye_stop_offer_daily", "opted_out")}
 MACHINE = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 
 
@@ -57,6 +88,7 @@ class VoiceSettings:
     default_language: str
     callback_number: str
     flow_settings: dict[str, str]  # values flows may speak or dial, e.g. crisis_line
+    scheduling: queue.SchedulingSettings
 
     def url(self, path: str) -> str:
         return self.renderer.base_url + path
@@ -69,6 +101,7 @@ class Answered:
     from_: str
     to: str
     answered_by: str | None
+    attempt_id: int | None = None  # set on calls the dispatcher placed (an opaque id in the URL)
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,7 @@ class StatusReport:
     direction: str
     duration_s: int | None
     answered_by: str | None
+    attempt_id: int | None = None
 
 
 class UnknownCall(LookupError):
@@ -113,6 +147,8 @@ class CallService:
             return call.last_twiml, []  # a duplicate delivery
         if call is None:
             call = self._new_call(answered)
+        if answered.attempt_id is not None:
+            mark_attempt_placed(self.conn, answered.attempt_id, answered.call_sid, self.now)
         turn = _Turn(call, call.patient_id, call.checkin_id, call.language)
         if turn.patient_id is None:
             # A status callback may have got here first and left a row without a patient.
@@ -141,17 +177,28 @@ class CallService:
         return self.conn.execute(_PATIENT_BY_PHONE, {"b_phone": number}).one_or_none() if number else None
 
     def _new_call(self, answered: Answered) -> sa.Row:
-        patient = self._preselect(answered)
+        attempt = (
+            self.conn.execute(_ATTEMPT, {"b_id": answered.attempt_id}).one_or_none() if answered.attempt_id else None
+        )
+        if attempt is not None:
+            # A scheduled call: the attempt says who was called and which flow runs.
+            patient_id, language, flow_id = attempt.patient_id, attempt.language, attempt.flow_id
+        else:
+            patient = self._preselect(answered)
+            patient_id = patient.id if patient else None
+            language = patient.language if patient else self.settings.default_language
+            flow_id = DEFAULT_FLOW
         inserted = insert_ignoring_conflicts(
             self.conn,
             Call.__table__,
             {
                 "call_sid": answered.call_sid,
-                "patient_id": patient.id if patient else None,
+                "patient_id": patient_id,
+                "attempt_id": attempt.id if attempt is not None else None,
                 "direction": answered.direction,
                 "status": "ringing",
-                "language": patient.language if patient else self.settings.default_language,
-                "flow_id": DEFAULT_FLOW,
+                "language": language,
+                "flow_id": flow_id,
                 "step": 0,
                 "created_at": self.now,
             },
@@ -218,6 +265,10 @@ class CallService:
                 )
                 turn.alerts.append(alert_id)
                 log.warning("call %s: %s alert %s opened for patient %s", sid, effect.kind, alert_id, turn.patient_id)
+            elif isinstance(effect, spec.HostAction) and effect.name == "opt_out":
+                version = self.settings.renderer.catalogue.wording_version(turn.language, OPT_OUT_WORDING[flow.checkin])
+                lifecycle.opt_out(self.conn, turn.patient_id, self.now, call_sid=sid, wording_version=version)
+                log.info("call %s: patient %s opted out", sid, turn.patient_id)
             elif isinstance(effect, spec.IdentityFailed):
                 audit.record(
                     self.conn,
@@ -246,12 +297,31 @@ class CallService:
                 turn.claimed_patient_id = turn.patient_id
             return spec.Rejected()
         items = flow.item_keys()
-        checkin_id, answered = checkins.open_checkin(self.conn, patient, self.now, items[0] if items else None)
+        week, day = self._checkin_period(turn.call, patient)
+        checkin_id, answered = checkins.open_checkin(
+            self.conn,
+            patient,
+            self.now,
+            items[0] if items else None,
+            kind=CheckinKind(flow.checkin),
+            week=week,
+            day=day,
+        )
         turn.patient_id, turn.checkin_id, turn.language = patient.id, checkin_id, patient.language
         audit.record(
             self.conn, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid
         )
         return spec.Identified(answered=frozenset(answered), feedback_waiting=False, language=patient.language)
+
+    def _checkin_period(self, call: sa.Row, patient: sa.Row) -> tuple[int | None, date | None]:
+        """The program week (and local day) the call's check-in belongs to: the scheduled slot's,
+        so a retry after midnight still fills its own week; otherwise the caller's today."""
+        if call.attempt_id is None:
+            return None, None
+        attempt = self.conn.execute(_ATTEMPT, {"b_id": call.attempt_id}).one_or_none()
+        if attempt is None or attempt.patient_id != patient.id:
+            return None, None
+        return attempt.week, datetime.fromisoformat(attempt.slot_local).date()
 
     @staticmethod
     def _turn_changes(turn: _Turn, twiml: str) -> dict:
@@ -305,7 +375,17 @@ class CallService:
             changes["answered_by"] = answered_by
         if changes:
             # Only move forward: a concurrent callback that already finished the call wins.
-            self.conn.execute(_MOVE_STATUS, {"b_id": call.id, "b_status": call.status, **changes})
+            moved = self.conn.execute(_MOVE_STATUS, {"b_id": call.id, "b_status": call.status, **changes}).rowcount
+            attempt_id = report.attempt_id or call.attempt_id
+            if moved and new in TERMINAL and attempt_id is not None:
+                mark_attempt_placed(self.conn, attempt_id, report.call_sid, self.now)
+                queue.conclude(
+                    self.conn,
+                    attempt_id,
+                    _outcome(new, answered_by or call.answered_by),
+                    self.settings.scheduling,
+                    self.now,
+                )
         self.conn.commit()
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -324,6 +404,39 @@ class CallService:
 
     def _hangup(self, language: str) -> str:
         return self.settings.renderer.render([spec.Hangup()], language)
+
+
+def _outcome(status: str, answered_by: str | None) -> str:
+    """What a finished call means for its attempt; "answered" lets the check-in decide."""
+    if status == "completed":
+        return "machine" if answered_by in MACHINE else "answered"
+    return status
+
+
+def mark_attempt_placed(conn: sa.Connection, attempt_id: int, call_sid: str, now: datetime) -> None:
+    """A webhook for a scheduled call arrived: the provider has it, whatever the dispatcher heard."""
+    conn.execute(_ATTEMPT_PLACED, {"b_id": attempt_id, "updated_at": now})
+    conn.execute(_ATTEMPT_SID, {"b_id": attempt_id, "b_sid": call_sid})
+
+
+def record_placed_call(conn: sa.Connection, attempt: sa.Row, call_sid: str, now: datetime) -> None:
+    """The provider accepted a scheduled call: mark the attempt placed and create the call's row."""
+    mark_attempt_placed(conn, attempt.id, call_sid, now)
+    insert_ignoring_conflicts(
+        conn,
+        _calls,
+        {
+            "call_sid": call_sid,
+            "patient_id": attempt.patient_id,
+            "attempt_id": attempt.id,
+            "direction": "outbound-api",
+            "status": "queued",
+            "language": attempt.language,
+            "flow_id": attempt.flow_id,
+            "step": 0,
+            "created_at": now,
+        },
+    )
 
 
 def _normalise_answered_by(value: str | None) -> str | None:

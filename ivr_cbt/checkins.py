@@ -8,15 +8,15 @@ request that delivered it returns.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from ivr_cbt import audit
 from ivr_cbt.callflow import spec
 from ivr_cbt.db import insert_ignoring_conflicts
-from ivr_cbt.models import Alert, Answer, AuditEvent, CheckIn, CheckinStatus, Patient
-from ivr_cbt.patients import program_week
+from ivr_cbt.models import Alert, Answer, AuditEvent, CheckIn, CheckinKind, CheckinStatus, Patient
+from ivr_cbt.patients import local_date, program_week
 from ivr_cbt.security import verify_pin
 
 # After this many calls that failed identification within the window, a patient's PIN is
@@ -48,9 +48,6 @@ _FAILURES = (
         _audit.c.action == "identity_failed",
         _audit.c.at > sa.bindparam("b_since"),
     )
-)
-_CHECKIN = sa.select(_checkins.c.id, _checkins.c.status).where(
-    _checkins.c.patient_id == sa.bindparam("b_patient"), _checkins.c.week == sa.bindparam("b_week")
 )
 _REOPEN = sa.update(_checkins).where(_checkins.c.id == sa.bindparam("b_id"))
 _ANSWERED = sa.select(_answers.c.item_key).where(_answers.c.checkin_id == sa.bindparam("b_id"))
@@ -90,22 +87,45 @@ def is_locked_out(conn: sa.Connection, patient_id: int, now: datetime) -> bool:
     return failures >= LOCKOUT_FAILED_CALLS
 
 
-def open_checkin(conn: sa.Connection, patient: sa.Row, now: datetime, first_item: str | None) -> tuple[int, set[str]]:
-    """Get or create the patient's check-in for the current program week; return its id and the items it holds."""
-    week = program_week(patient.program_start, patient.timezone, now)
+def open_checkin(
+    conn: sa.Connection,
+    patient: sa.Row,
+    now: datetime,
+    first_item: str | None,
+    *,
+    kind: CheckinKind = CheckinKind.WEEKLY,
+    week: int | None = None,
+    day: date | None = None,
+) -> tuple[int, set[str]]:
+    """Get or create the patient's check-in; return its id and the items it holds.
+
+    A weekly check-in belongs to a program week, a daily one to a local day: the given ones
+    (a scheduled call's slot) or, by default, the patient's current ones.
+    """
+    if week is None:
+        week = program_week(patient.program_start, patient.timezone, now)
+    if kind == CheckinKind.DAILY and day is None:
+        day = local_date(patient.timezone, now)
     insert_ignoring_conflicts(
         conn,
         _checkins,
         {
             "patient_id": patient.id,
+            "kind": kind.value,
             "week": week,
+            "day": day if kind == CheckinKind.DAILY else None,
             "status": CheckinStatus.IN_PROGRESS.value,
             "next_item": first_item,
             "started_at": now,
             "updated_at": now,
         },
     )
-    checkin = conn.execute(_CHECKIN, {"b_patient": patient.id, "b_week": week}).one()
+    where = _checkins.c.day == day if kind == CheckinKind.DAILY else _checkins.c.week == week
+    checkin = conn.execute(
+        sa.select(_checkins.c.id, _checkins.c.status).where(
+            _checkins.c.patient_id == patient.id, _checkins.c.kind == kind.value, where
+        )
+    ).one()
     if checkin.status in (CheckinStatus.PARTIAL, CheckinStatus.MISSED):
         conn.execute(_REOPEN, {"b_id": checkin.id, "status": CheckinStatus.IN_PROGRESS.value, "updated_at": now})
     return checkin.id, set(conn.execute(_ANSWERED, {"b_id": checkin.id}).scalars())

@@ -14,7 +14,7 @@ DEV_SECRET = "dev-only-secret-change-me"
 DEV_AUTH_TOKEN = "offline-phone-auth-token"
 DEV_ACCOUNT_SID = "AC" + "0" * 32
 
-TELEPHONY_BACKENDS = ("mock", "twilio")
+TELEPHONY_BACKENDS = ("mock", "record", "twilio")
 
 
 def _default_database_url(instance_path: Path) -> str:
@@ -43,6 +43,18 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "FLOWS_DIR": env.get("FLOWS_DIR", str(PROJECT_ROOT / "flows")),
         "PROMPTS_DIR": env.get("PROMPTS_DIR", str(PROJECT_ROOT / "prompts")),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # Scheduling (ivr_cbt/scheduling/)
+        "DISPATCH_INTERVAL_SECONDS": int(env.get("DISPATCH_INTERVAL_SECONDS", "30")),
+        "DISPATCH_CPS": float(env.get("DISPATCH_CPS", "1")),
+        "MAX_CONCURRENT_CALLS": int(env.get("MAX_CONCURRENT_CALLS", "20")),
+        "RETRY_LADDER": env.get("RETRY_LADDER", "30m,2h,next-day"),
+        "PROGRAM_WEEKS": int(env.get("PROGRAM_WEEKS", "11")),
+        "FOLLOW_UP_WEEKS": env.get("FOLLOW_UP_WEEKS", "13,26,39"),
+        "ATTEMPT_LEASE_SECONDS": int(env.get("ATTEMPT_LEASE_SECONDS", "120")),
+        "UNCONFIRMED_AFTER_MINUTES": int(env.get("UNCONFIRMED_AFTER_MINUTES", "15")),
+        "LOST_AFTER_MINUTES": int(env.get("LOST_AFTER_MINUTES", "120")),
+        "MOCK_CALLEES_FILE": env.get("MOCK_CALLEES_FILE", ""),
+        "MOCK_RECORD_FILE": env.get("MOCK_RECORD_FILE", ""),
     }
 
 

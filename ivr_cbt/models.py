@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +50,26 @@ class FeedbackMode(enum.StrEnum):
     GUIDED = "guided"  # a therapist approves, edits or records it first (COPES)
 
 
+class Cadence(enum.StrEnum):
+    WEEKLY = "weekly"  # one check-in call a week
+    DAILY = "daily"  # a short call every day; the weekly call on the patient's call day
+
+
+class CheckinKind(enum.StrEnum):
+    WEEKLY = "weekly"
+    DAILY = "daily"
+
+
+class AttemptState(enum.StrEnum):
+    PENDING = "pending"  # waiting for its due time
+    CLAIMED = "claimed"  # a dispatcher holds it (until lease_until)
+    PLACING = "placing"  # recorded before the provider is asked
+    PLACED = "placed"  # the provider accepted it; waiting for the call's outcome
+    AMBIGUOUS = "ambiguous"  # the provider may or may not have placed it: never blindly re-dialled
+    DONE = "done"  # finished; see outcome
+    CANCELED = "canceled"  # the patient paused, opted out or was rescheduled
+
+
 class CheckinStatus(enum.StrEnum):
     IN_PROGRESS = "in-progress"
     PARTIAL = "partial"
@@ -76,6 +96,16 @@ class Patient(Base):
         default=FeedbackMode.AUTOMATED,
         server_default=FeedbackMode.AUTOMATED.value,
     )
+    # When the program calls: local wall times in ``timezone`` (see ivr_cbt/scheduling/slots.py).
+    call_day: so.Mapped[int] = so.mapped_column(default=0, server_default="0")  # 0 = Monday
+    call_time: so.Mapped[time] = so.mapped_column(default=time(10, 0), server_default="10:00:00")
+    window_start: so.Mapped[time] = so.mapped_column(default=time(9, 0), server_default="09:00:00")
+    window_end: so.Mapped[time] = so.mapped_column(default=time(20, 0), server_default="20:00:00")
+    cadence: so.Mapped[Cadence] = so.mapped_column(
+        _enum(Cadence, "cadence"), default=Cadence.WEEKLY, server_default=Cadence.WEEKLY.value
+    )
+    program_weeks: so.Mapped[int] = so.mapped_column(default=11, server_default="11")
+    opted_out_at: so.Mapped[datetime | None]
     created_at: so.Mapped[datetime]
 
     checkins: so.Mapped[list[CheckIn]] = so.relationship(
@@ -92,6 +122,9 @@ class Call(Base):
     call_sid: so.Mapped[str] = so.mapped_column(sa.String(34), unique=True)
     patient_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     checkin_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("checkins.id", ondelete="SET NULL"), index=True)
+    attempt_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("call_attempts.id", ondelete="SET NULL"), index=True
+    )
     direction: so.Mapped[str] = so.mapped_column(sa.String(16))
     status: so.Mapped[str] = so.mapped_column(sa.String(16))
     answered_by: so.Mapped[str | None] = so.mapped_column(sa.String(24))
@@ -109,14 +142,35 @@ class Call(Base):
 
 
 class CheckIn(Base):
-    """A patient's check-in for one program week, filled by one or more calls."""
+    """A patient's check-in: one weekly per program week, or one daily per local day; filled by one or more calls."""
 
     __tablename__ = "checkins"
-    __table_args__ = (sa.UniqueConstraint("patient_id", "week"),)
+    __table_args__ = (
+        sa.Index(
+            "uq_checkins_weekly",
+            "patient_id",
+            "week",
+            unique=True,
+            sqlite_where=sa.text("kind = 'weekly'"),
+            postgresql_where=sa.text("kind = 'weekly'"),
+        ),
+        sa.Index(
+            "uq_checkins_daily",
+            "patient_id",
+            "day",
+            unique=True,
+            sqlite_where=sa.text("kind = 'daily'"),
+            postgresql_where=sa.text("kind = 'daily'"),
+        ),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"))
+    kind: so.Mapped[CheckinKind] = so.mapped_column(
+        _enum(CheckinKind, "checkin_kind"), default=CheckinKind.WEEKLY, server_default=CheckinKind.WEEKLY.value
+    )
     week: so.Mapped[int]
+    day: so.Mapped[date | None]  # the local day of a daily check-in
     status: so.Mapped[CheckinStatus] = so.mapped_column(_enum(CheckinStatus, "checkin_status"))
     next_item: so.Mapped[str | None] = so.mapped_column(sa.String(32))
     started_at: so.Mapped[datetime]
@@ -189,3 +243,40 @@ class AuditEvent(Base):
     patient_id: so.Mapped[int | None]
     call_sid: so.Mapped[str | None] = so.mapped_column(sa.String(34))
     detail: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+
+
+class CallAttempt(Base):
+    """One try at a scheduled call. The table is the dispatch queue: the database, not the
+    scheduler's memory, says what is due and what is done."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        sa.UniqueConstraint("patient_id", "slot_at", "attempt"),
+        sa.Index("ix_call_attempts_state_due_at", "state", "due_at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"))
+    flow_id: so.Mapped[str] = so.mapped_column(sa.String(64))
+    week: so.Mapped[int]
+    slot_at: so.Mapped[datetime]  # the slot's time in UTC
+    slot_local: so.Mapped[str] = so.mapped_column(sa.String(32))  # ISO 8601 with the offset it had
+    slot_deadline: so.Mapped[datetime]  # retries must be due before this
+    attempt: so.Mapped[int]  # 0 = the slot's first call
+    due_at: so.Mapped[datetime]
+    state: so.Mapped[AttemptState] = so.mapped_column(_enum(AttemptState, "attempt_state"))
+    claimed_by: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    lease_until: so.Mapped[datetime | None]
+    call_sid: so.Mapped[str | None] = so.mapped_column(sa.String(34), index=True)
+    outcome: so.Mapped[str | None] = so.mapped_column(sa.String(24))
+    created_at: so.Mapped[datetime]
+    updated_at: so.Mapped[datetime]
+
+
+class DispatchPacing(Base):
+    """One row: when the next outbound call may start, shared by every dispatcher (calls per second)."""
+
+    __tablename__ = "dispatch_pacing"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    next_at: so.Mapped[datetime]

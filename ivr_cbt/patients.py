@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -13,7 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from ivr_cbt import audit
-from ivr_cbt.models import FeedbackMode, Patient, PatientStatus
+from ivr_cbt.models import Cadence, FeedbackMode, Patient, PatientStatus
+from ivr_cbt.scheduling.attempts import SchedulingSettings, patient_row, plan_first
+from ivr_cbt.scheduling.slots import DEFAULT_WINDOW, Schedule
+from ivr_cbt.scheduling.slots import problems as schedule_problems
 from ivr_cbt.security import hash_pin
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -34,6 +37,25 @@ class NewPatient:
     language: str
     start: date
     feedback_mode: FeedbackMode = FeedbackMode.AUTOMATED
+    call_day: int | None = None  # default: the weekday of the start date
+    call_time: time = time(10, 0)
+    window_start: time = DEFAULT_WINDOW[0]
+    window_end: time = DEFAULT_WINDOW[1]
+    cadence: Cadence = Cadence.WEEKLY
+    program_weeks: int = 11
+
+    def schedule(self, follow_up_weeks: tuple[int, ...] = ()) -> Schedule:
+        return Schedule(
+            timezone=self.timezone,
+            start=self.start,
+            call_day=self.start.weekday() if self.call_day is None else self.call_day,
+            call_time=self.call_time,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            cadence=self.cadence.value,
+            program_weeks=self.program_weeks,
+            follow_up_weeks=follow_up_weeks,
+        )
 
 
 def validate(new: NewPatient, languages: set[str]) -> list[str]:
@@ -49,6 +71,8 @@ def validate(new: NewPatient, languages: set[str]) -> list[str]:
         problems.append(f"time zone {new.timezone!r} is not an IANA time zone such as America/New_York")
     if new.language not in languages:
         problems.append(f"language must be one of {', '.join(sorted(languages))}")
+    if is_time_zone(new.timezone):
+        problems.extend(schedule_problems(new.schedule()))
     return problems
 
 
@@ -68,14 +92,23 @@ def is_time_zone(name: str) -> bool:
 
 
 def enrol(
-    session: orm.Session, new: NewPatient, *, pepper: str, languages: set[str], now: datetime, actor: str
+    session: orm.Session,
+    new: NewPatient,
+    *,
+    pepper: str,
+    languages: set[str],
+    now: datetime,
+    actor: str,
+    scheduling: SchedulingSettings | None = None,
 ) -> Patient:
-    """Validate and add a patient with a fresh patient code; raise InvalidPatient if refused."""
+    """Validate and add a patient with a fresh patient code, and plan their first call if
+    ``scheduling`` is given; raise InvalidPatient if refused."""
     problems = validate(new, languages)
     if not problems and session.scalar(sa.select(Patient.id).where(Patient.phone == new.phone)):
         problems.append("a patient with this phone number is already enrolled")
     if problems:
         raise InvalidPatient("; ".join(problems))
+    schedule = new.schedule()
     patient = Patient(
         code=_unused_code(session),
         name=new.name.strip(),
@@ -86,11 +119,20 @@ def enrol(
         program_start=new.start,
         status=PatientStatus.ACTIVE,
         feedback_mode=new.feedback_mode,
+        call_day=schedule.call_day,
+        call_time=schedule.call_time,
+        window_start=schedule.window_start,
+        window_end=schedule.window_end,
+        cadence=Cadence(schedule.cadence),
+        program_weeks=schedule.program_weeks,
         created_at=now,
     )
     session.add(patient)
     session.flush()
     audit.record(session, now, actor, "patient_enrolled", patient_id=patient.id)
+    if scheduling is not None:
+        conn = session.connection()
+        plan_first(conn, patient_row(conn, patient.id), scheduling, now)
     return patient
 
 

@@ -9,6 +9,7 @@ Layout::
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,15 @@ class Catalogue:
         if not self.has_clip(prompt_id, language):
             return None
         return self.directory / language / "audio" / f"{prompt_id}{AUDIO_SUFFIX}"
+
+    def wording_version(self, language: str, prompt_ids) -> str:
+        """A short fingerprint of what these prompts say (and whether a recording says it instead)."""
+        digest = hashlib.sha256()
+        for prompt_id in prompt_ids:
+            digest.update(
+                f"{prompt_id}\0{self.text(prompt_id, language)}\0{self.has_clip(prompt_id, language)}\0".encode()
+            )
+        return f"{language}:{digest.hexdigest()[:12]}"
 
     def ids(self, language: str) -> set[str]:
         return set(self._texts.get(language, {}))

@@ -82,6 +82,7 @@ def answer():
         from_=_field("From", required=False),
         to=_field("To", required=False),
         answered_by=_field("AnsweredBy", required=False),
+        attempt_id=_attempt_id(),
     )
     return _twiml(*_service().answer(answered))
 
@@ -96,6 +97,16 @@ def step():
         return _twiml(*_service().step(_field("CallSid", CALL_SID), int(seq), _event()))
     except UnknownCall:
         abort(400, description="unknown call")
+
+
+def _attempt_id() -> int | None:
+    """The scheduled attempt a call belongs to, from ``?a=`` on the URLs the dispatcher gave the provider."""
+    value = request.args.get("a")
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 12:
+        abort(400, description="malformed attempt id")
+    return int(value)
 
 
 def _event() -> spec.Event:
@@ -134,6 +145,7 @@ def status():
         direction=direction if direction in DIRECTIONS else "inbound",
         duration_s=int(duration) if duration else None,
         answered_by=_field("AnsweredBy", required=False),
+        attempt_id=_attempt_id(),
     )
     _service().status(report)
     return "", 204

@@ -9,6 +9,7 @@ from flask import Flask
 from ivr_cbt.callflow import load_flows
 from ivr_cbt.calls import HOST_PROMPTS, VoiceSettings
 from ivr_cbt.prompts import Catalogue, PromptError
+from ivr_cbt.scheduling.attempts import SchedulingSettings
 from ivr_cbt.twiml import Renderer
 
 
@@ -28,6 +29,7 @@ def build(app_config) -> VoiceSettings:
         default_language=app_config["DEFAULT_LANGUAGE"],
         callback_number=app_config["CALLBACK_NUMBER"] or app_config["TWILIO_FROM_NUMBER"],
         flow_settings={"crisis_line": app_config["CRISIS_LINE"]},
+        scheduling=SchedulingSettings.from_config(app_config),
     )
 
 

@@ -110,7 +110,7 @@ def test_simulate_call_prints_the_transcript_and_stores_the_answers(app, runner,
         ]
     )
     assert result.exit_code == 0, result.output
-    assert "CALLER  presses 1234" in result.output and "Thank you, and goodbye." in result.output
+    assert "CALLER  presses 1234" in result.output and "Otherwise, goodbye." in result.output
     export = json.loads(runner.invoke(args=["export", "checkins", "--format", "json"]).output)
     assert export == [
         {

@@ -80,8 +80,10 @@ def test_a_pin_of_the_wrong_length_counts_as_a_wrong_try_without_asking_the_host
 def test_a_full_check_in_records_each_item_in_order():
     step = go(identified(), spec.Digits("5"), spec.Digits("7"), spec.Digits("4200"), spec.Digits("3"))
     step2 = go(step, spec.Digits("2"))
-    assert prompts(step2) == ["goodbye"]
-    assert step2.ended
+    assert prompts(step2) == ["goodbye_stop_offer"]
+    assert step2.listen == spec.Listen(max_digits=1, finish_on_key="", timeout=4)
+    step2 = go(step2, spec.NoInput())
+    assert step2.ended and step2.outputs == (spec.Hangup(),)
     answered = step2.state["answered"]
     assert sorted(answered) == sorted(FLOW.item_keys())
 
@@ -136,15 +138,15 @@ def test_a_resumed_call_starts_at_the_first_unanswered_item():
 
 def test_a_complete_week_is_acknowledged_and_nothing_is_asked_again():
     step = identified(answered=set(FLOW.item_keys()))
-    assert prompts(step) == ["already_done", "goodbye"]
+    assert prompts(step) == ["already_done", "goodbye_stop_offer"]
     assert effects(step, spec.RecordAnswer) == []
 
 
 def test_feedback_waiting_plays_after_the_safety_question():
     step = identified(answered=set(FLOW.item_keys()) - {"safety"}, feedback=True)
     step = go(step, spec.Digits("2"))
-    assert [type(o).__name__ for o in step.outputs] == ["Prompt", "PlayFeedback", "Prompt", "Hangup"]
-    assert prompts(step) == ["feedback_intro", "goodbye"]
+    assert [type(o).__name__ for o in step.outputs] == ["Prompt", "PlayFeedback", "Prompt"]
+    assert prompts(step) == ["feedback_intro", "goodbye_stop_offer"]
 
 
 def test_safety_yes_opens_an_alert_gives_the_crisis_line_and_offers_to_connect_at_once():
@@ -160,13 +162,13 @@ def test_safety_yes_opens_an_alert_gives_the_crisis_line_and_offers_to_connect_a
 
 def test_declining_the_crisis_line_continues_to_goodbye():
     step = go(identified(answered=set(FLOW.item_keys()) - {"safety"}), spec.Digits("1"), spec.Digits("2"))
-    assert prompts(step) == ["goodbye"]
+    assert prompts(step) == ["goodbye_stop_offer"]
     assert not any(isinstance(o, spec.DialOut) for o in step.outputs)
 
 
 def test_silence_at_the_crisis_offer_repeats_the_line_and_continues():
     step = go(identified(answered=set(FLOW.item_keys()) - {"safety"}), spec.Digits("1"), spec.NoInput(), spec.NoInput())
-    assert prompts(step) == ["crisis_reminder", "goodbye"]
+    assert prompts(step) == ["crisis_reminder", "goodbye_stop_offer"]
     assert spec.SayValue("988", "digits") in step.outputs
 
 
@@ -234,3 +236,18 @@ def test_the_engine_imports_no_flask_sqlalchemy_or_twilio():
                 imported.add(node.module.split(".")[0])
     assert imported & {"flask", "sqlalchemy", "twilio", "werkzeug"} == set()
     assert "yaml" in imported  # the check reads real imports
+
+
+def test_every_call_ends_with_the_offer_to_stop_and_eight_opts_out_at_once():
+    step = go(identified(answered=set(FLOW.item_keys()) - {"safety"}), spec.Digits("2"))
+    assert prompts(step) == ["goodbye_stop_offer"]
+    stopped = go(step, spec.Digits("8"))
+    assert effects(stopped, spec.HostAction) == [spec.HostAction("opt_out")]
+    assert prompts(stopped) == ["opted_out"] and stopped.ended
+
+
+@pytest.mark.parametrize("event", [spec.Digits("5"), spec.NoInput()])
+def test_anything_but_eight_at_the_offer_just_ends_the_call(event):
+    step = go(identified(answered=set(FLOW.item_keys())), event)
+    assert effects(step, spec.HostAction) == []
+    assert step.ended and step.outputs == (spec.Hangup(),)

@@ -72,11 +72,14 @@ def test_yes_and_no_stay_text_in_flows(tmp_path):
     assert flow.items["safety"].anchors == {"1": "yes", "2": "no"}
 
 
-def test_every_input_node_has_no_input_and_invalid_paths():
-    flow = load_flow(ROOT / "flows" / "weekly_checkin.yaml")
-    inputs = [n for n in flow.nodes.values() if isinstance(n, spec.INPUT_NODES)]
-    assert len(inputs) == 7
-    assert all(n.noinput and n.invalid for n in inputs)
+@pytest.mark.parametrize("name", ["weekly_checkin", "daily_checkin"])
+def test_every_input_node_has_no_input_and_invalid_paths(name):
+    flow = load_flow(ROOT / "flows" / f"{name}.yaml")
+    asking = [n for n in flow.nodes.values() if isinstance(n, spec.Identify | spec.Ask)]
+    menus = [n for n in flow.nodes.values() if isinstance(n, spec.Menu)]
+    assert len(asking) == len(flow.items) + 1
+    assert all(n.noinput and n.invalid for n in asking)
+    assert menus and all(n.default in flow.nodes for n in menus)
 
 
 def _validate(*args, env=None):

@@ -92,6 +92,8 @@ class _Run:
             self.state.update(node=node_id, noinput=0, invalid=0, confirm=None, keys_only=False, code=None)
             if node.alert:
                 self.effects.append(spec.OpenAlert(node.alert))
+            if node.action:
+                self.effects.append(spec.HostAction(node.action))
             if isinstance(node, spec.Say):
                 self.say(node.prompts)
                 node_id = node.next

@@ -150,12 +150,13 @@ def _build(data: dict) -> spec.Flow:
         items=items,
         speech=spec.SpeechSettings(**speech) if speech else None,
         description=data.get("description", ""),
+        checkin=data.get("checkin", "weekly"),
     )
 
 
 def _node(node_id: str, raw: dict) -> spec.Node:
     kind = raw["type"]
-    common = {"id": node_id, "type": kind, "alert": raw.get("alert")}
+    common = {"id": node_id, "type": kind, "alert": raw.get("alert"), "action": raw.get("action")}
     if kind == "say":
         return spec.Say(**common, prompts=_prompts(raw["prompts"]), next=raw["next"])
     if kind == "route":
@@ -253,7 +254,8 @@ def graph_problems(flow: spec.Flow, known_settings=KNOWN_SETTINGS) -> list[tuple
 
     asked: dict[str, str] = {}
     for node in flow.nodes.values():
-        if isinstance(node, spec.INPUT_NODES) and not (node.noinput and node.invalid):
+        # A menu's default handles what its re-prompts do not; other input nodes need re-prompts.
+        if isinstance(node, spec.Identify | spec.Ask) and not (node.noinput and node.invalid):
             problems.append((("nodes", node.id), "an input node must handle no-input and invalid input"))
         if isinstance(node, spec.Ask):
             problems += _ask_problems(flow, node, asked)

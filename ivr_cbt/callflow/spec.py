@@ -56,6 +56,7 @@ class Node:
     id: str
     type: str
     alert: str | None = None
+    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class Flow:
     items: dict[str, Item] = field(default_factory=dict)
     speech: SpeechSettings | None = None
     description: str = ""
+    checkin: str = "weekly"  # which check-in the flow fills: weekly or daily
 
     def item_keys(self) -> list[str]:
         """Item keys in the order the flow asks them."""
@@ -221,6 +223,13 @@ class OpenAlert:
 
 
 @dataclass(frozen=True)
+class HostAction:
+    """Something only the host can do, asked for by a node's ``action`` (e.g. opt_out)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class VerifyIdentity:
     """The host must check these credentials and resume with Identified or Rejected."""
 
@@ -238,7 +247,7 @@ class Ended:
     node: str
 
 
-Effect = RecordAnswer | OpenAlert | VerifyIdentity | IdentityFailed | Ended
+Effect = RecordAnswer | OpenAlert | HostAction | VerifyIdentity | IdentityFailed | Ended
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,319 @@
+"""The call-attempt queue: plan slots, conclude attempts, retry or move on. The database says what is due.
+
+Planning is event-driven so that a dispatch tick only ever reads what is due: a patient's first
+attempt is planned when they are enrolled (or resumed, or rescheduled); the next slot's attempt
+when a slot is over; a retry when an attempt ends without a complete check-in. ``reconcile``
+is the safety net that gives any active patient without a live attempt their next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from ivr_cbt import audit
+from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.models import (
+    Alert,
+    AttemptState,
+    CallAttempt,
+    CheckIn,
+    CheckinKind,
+    CheckinStatus,
+    Patient,
+    PatientStatus,
+)
+from ivr_cbt.scheduling import slots as slot_rules
+from ivr_cbt.scheduling.slots import DAILY_FLOW, RetryStep, Schedule, Slot
+
+log = logging.getLogger(__name__)
+
+_attempts, _patients, _checkins, _alerts = CallAttempt.__table__, Patient.__table__, CheckIn.__table__, Alert.__table__
+
+LIVE_STATES = (
+    AttemptState.PENDING,
+    AttemptState.CLAIMED,
+    AttemptState.PLACING,
+    AttemptState.PLACED,
+    AttemptState.AMBIGUOUS,
+)
+# Outcomes after which the slot is tried again (if the ladder and the deadline allow).
+RETRYABLE = frozenset(
+    {"partial", "no-answer", "busy", "failed", "canceled", "machine", "provider-refused", "unconfirmed", "lost"}
+)
+MISSED_WEEKS_FOR_ALERT = 2
+
+SCHEDULE_COLUMNS = (
+    _patients.c.id,
+    _patients.c.status,
+    _patients.c.timezone,
+    _patients.c.program_start,
+    _patients.c.call_day,
+    _patients.c.call_time,
+    _patients.c.window_start,
+    _patients.c.window_end,
+    _patients.c.cadence,
+    _patients.c.program_weeks,
+)
+_PATIENT = sa.select(*SCHEDULE_COLUMNS).where(_patients.c.id == sa.bindparam("b_id"))
+_ATTEMPT = sa.select(_attempts).where(_attempts.c.id == sa.bindparam("b_id"))
+_FINISH = (
+    sa.update(_attempts)
+    .where(_attempts.c.id == sa.bindparam("b_id"), _attempts.c.state.in_([s.value for s in LIVE_STATES]))
+    .values(state=AttemptState.DONE.value)
+)
+
+
+@dataclass(frozen=True)
+class SchedulingSettings:
+    ladder: tuple[RetryStep, ...]
+    follow_up_weeks: tuple[int, ...]
+    cps: float
+    max_concurrent: int
+    lease: timedelta
+    unconfirmed_after: timedelta
+    lost_after: timedelta
+
+    @classmethod
+    def from_config(cls, config) -> SchedulingSettings:
+        return cls(
+            ladder=slot_rules.parse_ladder(config["RETRY_LADDER"]),
+            follow_up_weeks=tuple(int(w) for w in str(config["FOLLOW_UP_WEEKS"]).split(",") if w.strip()),
+            cps=float(config["DISPATCH_CPS"]),
+            max_concurrent=int(config["MAX_CONCURRENT_CALLS"]),
+            lease=timedelta(seconds=int(config["ATTEMPT_LEASE_SECONDS"])),
+            unconfirmed_after=timedelta(minutes=int(config["UNCONFIRMED_AFTER_MINUTES"])),
+            lost_after=timedelta(minutes=int(config["LOST_AFTER_MINUTES"])),
+        )
+
+
+def schedule_of(patient, settings: SchedulingSettings) -> Schedule:
+    """The Schedule of a patient row (any row with the SCHEDULE_COLUMNS)."""
+    return Schedule(
+        timezone=patient.timezone,
+        start=patient.program_start,
+        call_day=patient.call_day,
+        call_time=patient.call_time,
+        window_start=patient.window_start,
+        window_end=patient.window_end,
+        cadence=str(patient.cadence),
+        program_weeks=patient.program_weeks,
+        follow_up_weeks=settings.follow_up_weeks,
+    )
+
+
+def _insert(
+    conn: sa.Connection,
+    patient_id: int,
+    *,
+    flow_id: str,
+    week: int,
+    slot_at: datetime,
+    slot_local: str,
+    deadline: datetime,
+    attempt: int,
+    due: datetime,
+    now: datetime,
+) -> bool:
+    return insert_ignoring_conflicts(
+        conn,
+        _attempts,
+        {
+            "patient_id": patient_id,
+            "flow_id": flow_id,
+            "week": week,
+            "slot_at": slot_at,
+            "slot_local": slot_local,
+            "slot_deadline": deadline,
+            "attempt": attempt,
+            "due_at": due,
+            "state": AttemptState.PENDING.value,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def _plan(
+    conn: sa.Connection, patient, settings: SchedulingSettings, now: datetime, after: datetime | None
+) -> Slot | None:
+    """Plan the first slot (after the slot at ``after``, if given) that can still be called before its deadline.
+
+    A slot whose call time has passed but whose week (or day) is still running is called as soon as
+    the window allows: a patient enrolled at 14:00 on their call day still gets their baseline call.
+    A slot that already has attempts is skipped.
+    """
+    if patient.status != PatientStatus.ACTIVE:
+        return None
+    schedule = schedule_of(patient, settings)
+    for slot in slot_rules.slots(schedule):
+        if (after is not None and slot.at <= after) or slot.deadline <= now:
+            continue
+        due = max(slot.at, slot_rules.into_window(schedule, now))
+        if due >= slot.deadline:
+            continue
+        planned = _insert(
+            conn,
+            patient.id,
+            flow_id=slot.flow_id,
+            week=slot.week,
+            slot_at=slot.at,
+            slot_local=slot.local.isoformat(),
+            deadline=slot.deadline,
+            attempt=0,
+            due=due,
+            now=now,
+        )
+        if planned:
+            return slot
+    return None
+
+
+def plan_first(conn: sa.Connection, patient, settings: SchedulingSettings, now: datetime) -> Slot | None:
+    """Plan a new, resumed or rescheduled patient's first callable slot; None when the program is over."""
+    return _plan(conn, patient, settings, now, None)
+
+
+def plan_next(
+    conn: sa.Connection, patient, settings: SchedulingSettings, after: datetime, now: datetime
+) -> Slot | None:
+    """Plan the slot after the one at ``after``."""
+    return _plan(conn, patient, settings, now, after)
+
+
+def cancel_live(conn: sa.Connection, patient_id: int, now: datetime, outcome: str) -> int:
+    """Cancel the patient's attempts that have not been handed to the provider; return how many."""
+    return conn.execute(
+        sa.update(_attempts)
+        .where(
+            _attempts.c.patient_id == patient_id,
+            _attempts.c.state.in_([AttemptState.PENDING.value, AttemptState.CLAIMED.value]),
+        )
+        .values(state=AttemptState.CANCELED.value, outcome=outcome, updated_at=now)
+    ).rowcount
+
+
+def reschedule(
+    conn: sa.Connection, patient_id: int, settings: SchedulingSettings, now: datetime, reason: str
+) -> Slot | None:
+    """Replace the patient's future attempts with ones from their current schedule; past ones stay."""
+    cancel_live(conn, patient_id, now, reason)
+    return plan_first(conn, patient_row(conn, patient_id), settings, now)
+
+
+def patient_row(conn: sa.Connection, patient_id: int) -> sa.Row:
+    """The patient's status and schedule columns."""
+    return conn.execute(_PATIENT, {"b_id": patient_id}).one()
+
+
+def checkin_status(
+    conn: sa.Connection, patient_id: int, flow_id: str, week: int, slot_local: str
+) -> CheckinStatus | None:
+    if flow_id == DAILY_FLOW:
+        day = datetime.fromisoformat(slot_local).date()
+        where = (_checkins.c.kind == CheckinKind.DAILY.value, _checkins.c.day == day)
+    else:
+        where = (_checkins.c.kind == CheckinKind.WEEKLY.value, _checkins.c.week == week)
+    status = conn.execute(sa.select(_checkins.c.status).where(_checkins.c.patient_id == patient_id, *where)).scalar()
+    return CheckinStatus(status) if status is not None else None
+
+
+def conclude(
+    conn: sa.Connection, attempt_id: int, outcome: str, settings: SchedulingSettings, now: datetime
+) -> str | None:
+    """Finish an attempt and decide what comes next: a retry, the next slot, or nothing.
+
+    ``outcome`` is what happened to the call; for an answered call pass "answered" and the
+    check-in decides between "completed" and "partial". Returns the outcome recorded, or None
+    if the attempt was already finished (a duplicate status callback changes nothing).
+    """
+    attempt = conn.execute(_ATTEMPT, {"b_id": attempt_id}).one_or_none()
+    if attempt is None or attempt.state not in LIVE_STATES:
+        return None
+    status = checkin_status(conn, attempt.patient_id, attempt.flow_id, attempt.week, attempt.slot_local)
+    if outcome == "answered":
+        outcome = "completed" if status == CheckinStatus.COMPLETE else "partial"
+    if not conn.execute(_FINISH, {"b_id": attempt_id, "outcome": outcome, "updated_at": now}).rowcount:
+        return None
+    patient = patient_row(conn, attempt.patient_id)
+    if patient.status != PatientStatus.ACTIVE:
+        return outcome
+    if status != CheckinStatus.COMPLETE and outcome in RETRYABLE:
+        schedule = schedule_of(patient, settings)
+        due = slot_rules.retry_due(schedule, attempt.slot_deadline, attempt.attempt, now, settings.ladder)
+        if due is not None:
+            _insert(
+                conn,
+                patient.id,
+                flow_id=attempt.flow_id,
+                week=attempt.week,
+                slot_at=attempt.slot_at,
+                slot_local=attempt.slot_local,
+                deadline=attempt.slot_deadline,
+                attempt=attempt.attempt + 1,
+                due=due,
+                now=now,
+            )
+            return outcome
+    if status != CheckinStatus.COMPLETE and attempt.flow_id != DAILY_FLOW:
+        _week_missed(conn, patient.id, attempt.week, now)
+    plan_next(conn, patient, settings, attempt.slot_at, now)
+    return outcome
+
+
+def _week_missed(conn: sa.Connection, patient_id: int, week: int, now: datetime) -> None:
+    """A weekly slot is over without a complete check-in: record a miss; two in a row alert the therapist."""
+    inserted = insert_ignoring_conflicts(
+        conn,
+        _checkins,
+        {
+            "patient_id": patient_id,
+            "kind": CheckinKind.WEEKLY.value,
+            "week": week,
+            "status": CheckinStatus.MISSED.value,
+            "started_at": now,
+            "updated_at": now,
+        },
+    )
+    if not inserted:
+        return  # the patient answered something that week: partial, not missed
+    recent = conn.execute(
+        sa.select(_checkins.c.week, _checkins.c.status).where(
+            _checkins.c.patient_id == patient_id,
+            _checkins.c.kind == CheckinKind.WEEKLY.value,
+            _checkins.c.week.between(week - MISSED_WEEKS_FOR_ALERT + 1, week),
+        )
+    ).all()
+    if sum(1 for row in recent if row.status == CheckinStatus.MISSED) < MISSED_WEEKS_FOR_ALERT:
+        return
+    already_open = conn.execute(
+        sa.select(_alerts.c.id).where(
+            _alerts.c.patient_id == patient_id, _alerts.c.kind == "missed_weeks", _alerts.c.acknowledged_at.is_(None)
+        )
+    ).first()
+    if already_open is None:
+        alert_id = conn.execute(
+            sa.insert(_alerts).returning(_alerts.c.id),
+            {"patient_id": patient_id, "kind": "missed_weeks", "created_at": now},
+        ).scalar_one()
+        audit.record(conn, now, "system", "alert_opened", patient_id=patient_id, alert_id=alert_id, kind="missed_weeks")
+        log.warning("patient %s: missed_weeks alert %s opened", patient_id, alert_id)
+
+
+def reconcile(conn: sa.Connection, settings: SchedulingSettings, now: datetime) -> int:
+    """Give every active patient without a live attempt their next slot; return how many were planned.
+
+    Normally planning happens as events occur; this heals what events cannot (patients enrolled
+    before scheduling existed, or a database restored from backup). It reads every active
+    patient, so it runs hourly, not every tick.
+    """
+    live = sa.select(_attempts.c.id).where(
+        _attempts.c.patient_id == _patients.c.id, _attempts.c.state.in_([s.value for s in LIVE_STATES])
+    )
+    orphans = conn.execute(
+        sa.select(*SCHEDULE_COLUMNS).where(_patients.c.status == PatientStatus.ACTIVE.value, ~live.exists())
+    ).all()
+    return sum(plan_first(conn, patient, settings, now) is not None for patient in orphans)

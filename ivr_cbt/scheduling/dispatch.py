@@ -1,0 +1,328 @@
+"""The dispatch tick: claim what is due, place the calls, record what happened. Idempotent and short.
+
+Several dispatchers may run at once on PostgreSQL (claims use FOR UPDATE SKIP LOCKED); on
+SQLite run one. An attempt is marked ``placing`` and committed before the provider is asked;
+the attempt id travels in the call's webhook URLs (an opaque number), so even a call whose
+placement we never heard back about reports in, and links itself, when it rings. A dispatcher
+that dies mid-tick leaves leases that expire: attempts it had only claimed are claimed again;
+attempts it may have handed to the provider become ``ambiguous`` and are never blindly dialled
+again: only if no webhook for them arrives within UNCONFIRMED_AFTER_MINUTES are they treated as
+never placed and retried through the ladder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time as time_module
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from ivr_cbt.calls import VoiceSettings, record_placed_call
+from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckIn, CheckinKind, CheckinStatus, DispatchPacing, Patient
+from ivr_cbt.models import PatientStatus
+from ivr_cbt.scheduling import attempts as queue
+from ivr_cbt.scheduling import slots as slot_rules
+from ivr_cbt.scheduling.slots import DAILY_FLOW
+from ivr_cbt.telephony import CallRequest, Telephony, TelephonyError
+
+log = logging.getLogger(__name__)
+
+_attempts, _patients, _checkins, _calls, _pacing = (
+    CallAttempt.__table__,
+    Patient.__table__,
+    CheckIn.__table__,
+    Call.__table__,
+    DispatchPacing.__table__,
+)
+CHUNK = 50
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+@dataclass
+class TickReport:
+    reclaimed: int = 0
+    ambiguous: int = 0
+    unconfirmed: int = 0
+    lost: int = 0
+    claimed: int = 0
+    placed: int = 0
+    refused: int = 0
+    deferred: int = 0
+    concluded: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.concluded[outcome] = self.concluded.get(outcome, 0) + 1
+
+    def __str__(self) -> str:
+        text = (
+            f"claimed {self.claimed}, placed {self.placed}, refused {self.refused}, deferred {self.deferred}, "
+            f"reclaimed {self.reclaimed}, ambiguous {self.ambiguous}, unconfirmed {self.unconfirmed}, lost {self.lost}"
+        )
+        if self.concluded:
+            text += "; concluded: " + ", ".join(f"{k} {v}" for k, v in sorted(self.concluded.items()))
+        return text
+
+
+@dataclass
+class Dispatcher:
+    """Everything a tick needs; build one per process (see ivr_cbt/scheduling/process.py)."""
+
+    engine: sa.Engine
+    telephony: Telephony
+    voice: VoiceSettings
+    settings: queue.SchedulingSettings
+    from_number: str
+    worker: str = field(default_factory=worker_name)
+    sleep: Callable[[float], None] = time_module.sleep
+    interval_seconds: int = 30
+
+    def tick(self, now: datetime, limit: int | None = None) -> TickReport:
+        """Run one dispatch tick as of ``now``."""
+        report = TickReport()
+        with self.engine.connect() as conn:
+            self._recover(conn, now, report)
+            self._sweep(conn, now, report)
+            batch = self._claim(conn, now, self._capacity(conn, limit))
+            report.claimed = len(batch)
+            if batch:
+                self._dispatch(conn, batch, now, report)
+        if report.claimed or report.concluded or report.reclaimed or report.ambiguous:
+            log.info("dispatch %s: %s", self.worker, report)
+        return report
+
+    # --- leases and sweeps ---------------------------------------------------------------------
+
+    def _recover(self, conn: sa.Connection, now: datetime, report: TickReport) -> None:
+        """Expired leases: claimed-only attempts go back to the queue; maybe-placed ones become ambiguous."""
+        report.reclaimed = conn.execute(
+            sa.update(_attempts)
+            .where(_attempts.c.state == AttemptState.CLAIMED.value, _attempts.c.lease_until < now)
+            .values(state=AttemptState.PENDING.value, claimed_by=None, lease_until=None, updated_at=now)
+        ).rowcount
+        report.ambiguous = conn.execute(
+            sa.update(_attempts)
+            .where(_attempts.c.state == AttemptState.PLACING.value, _attempts.c.lease_until < now)
+            .values(state=AttemptState.AMBIGUOUS.value, outcome="dispatcher-lost", updated_at=now)
+        ).rowcount
+        conn.commit()
+
+    def _sweep(self, conn: sa.Connection, now: datetime, report: TickReport) -> None:
+        """Attempts nobody will report on: ambiguous ones no webhook ever confirmed, placed ones never finished."""
+        linked = sa.select(_calls.c.id).where(_calls.c.attempt_id == _attempts.c.id)
+        unconfirmed = conn.execute(
+            sa.select(_attempts.c.id).where(
+                _attempts.c.state == AttemptState.AMBIGUOUS.value,
+                _attempts.c.updated_at < now - self.settings.unconfirmed_after,
+                ~linked.exists(),
+            )
+        ).scalars()
+        for attempt_id in list(unconfirmed):
+            if queue.conclude(conn, attempt_id, "unconfirmed", self.settings, now):
+                report.unconfirmed += 1
+        lost = conn.execute(
+            sa.select(_attempts.c.id).where(
+                _attempts.c.state.in_([AttemptState.PLACED.value, AttemptState.AMBIGUOUS.value]),
+                _attempts.c.updated_at < now - self.settings.lost_after,
+            )
+        ).scalars()
+        for attempt_id in list(lost):
+            if queue.conclude(conn, attempt_id, "lost", self.settings, now):
+                report.lost += 1
+        conn.commit()
+
+    # --- claiming ------------------------------------------------------------------------------
+
+    def _capacity(self, conn: sa.Connection, limit: int | None) -> int:
+        in_flight = conn.execute(
+            sa.select(sa.func.count()).where(
+                _attempts.c.state.in_([AttemptState.PLACING.value, AttemptState.PLACED.value])
+            )
+        ).scalar()
+        conn.commit()
+        capacity = self.settings.max_concurrent - in_flight
+        if self.settings.cps > 0:
+            # No point claiming more than can be placed before the next tick.
+            capacity = min(capacity, math.ceil(self.settings.cps * self.interval_seconds))
+        if limit is not None:
+            capacity = min(capacity, limit)
+        return max(0, capacity)
+
+    def _claim(self, conn: sa.Connection, now: datetime, capacity: int) -> list[sa.Row]:
+        if capacity == 0:
+            return []
+        due = (
+            sa.select(_attempts.c.id)
+            .where(_attempts.c.state == AttemptState.PENDING.value, _attempts.c.due_at <= now)
+            .order_by(_attempts.c.due_at, _attempts.c.id)
+            .limit(capacity)
+        )
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        ids = list(conn.execute(due).scalars())
+        if not ids:
+            conn.commit()
+            return []
+        lease = (
+            now + self.settings.lease + timedelta(seconds=len(ids) / self.settings.cps if self.settings.cps > 0 else 0)
+        )
+        conn.execute(
+            sa.update(_attempts)
+            .where(_attempts.c.id.in_(ids))
+            .values(state=AttemptState.CLAIMED.value, claimed_by=self.worker, lease_until=lease, updated_at=now)
+        )
+        conn.commit()
+        columns = [c for c in queue.SCHEDULE_COLUMNS if c.name != "id"]
+        return conn.execute(
+            sa.select(_attempts, _patients.c.phone, _patients.c.language, *columns)
+            .join(_patients, _patients.c.id == _attempts.c.patient_id)
+            .where(_attempts.c.id.in_(ids))
+            .order_by(_attempts.c.due_at, _attempts.c.id)
+        ).all()
+
+    # --- deciding and placing ----------------------------------------------------------------
+
+    def _dispatch(self, conn: sa.Connection, batch: list[sa.Row], now: datetime, report: TickReport) -> None:
+        complete = self._complete_checkins(conn, batch)
+        to_place = []
+        for attempt in batch:
+            decision = self._decide(attempt, complete, now)
+            if decision == "place":
+                to_place.append(attempt)
+            elif decision == "defer":
+                self._defer(conn, attempt, now, report)
+            else:
+                outcome = queue.conclude(conn, attempt.id, decision, self.settings, now)
+                if outcome:
+                    report.count(outcome)
+        conn.commit()
+        for start in range(0, len(to_place), CHUNK):
+            self._place_chunk(conn, to_place[start : start + CHUNK], now, report)
+
+    def _defer(self, conn: sa.Connection, attempt: sa.Row, now: datetime, report: TickReport) -> None:
+        """Outside the call window (the dispatcher ran late): wait for the window to open, if the slot lasts."""
+        due = slot_rules.into_window(queue.schedule_of(attempt, self.settings), now)
+        if due >= attempt.slot_deadline:
+            if outcome := queue.conclude(conn, attempt.id, "expired", self.settings, now):
+                report.count(outcome)
+            return
+        conn.execute(
+            sa.update(_attempts)
+            .where(_attempts.c.id == attempt.id, _attempts.c.state == AttemptState.CLAIMED.value)
+            .values(state=AttemptState.PENDING.value, due_at=due, claimed_by=None, lease_until=None, updated_at=now)
+        )
+        report.deferred += 1
+
+    def _complete_checkins(self, conn: sa.Connection, batch: list[sa.Row]) -> set[tuple]:
+        """Keys of the batch's slots whose check-in is already complete (one query per kind)."""
+        weekly = {(a.patient_id, a.week) for a in batch if a.flow_id != DAILY_FLOW}
+        daily = {(a.patient_id, datetime.fromisoformat(a.slot_local).date()) for a in batch if a.flow_id == DAILY_FLOW}
+        done: set[tuple] = set()
+        complete = _checkins.c.status == CheckinStatus.COMPLETE.value
+        if weekly:
+            rows = conn.execute(
+                sa.select(_checkins.c.patient_id, _checkins.c.week).where(
+                    complete,
+                    _checkins.c.kind == CheckinKind.WEEKLY.value,
+                    sa.tuple_(_checkins.c.patient_id, _checkins.c.week).in_(weekly),
+                )
+            )
+            done |= {("weekly", r.patient_id, r.week) for r in rows}
+        if daily:
+            rows = conn.execute(
+                sa.select(_checkins.c.patient_id, _checkins.c.day).where(
+                    complete,
+                    _checkins.c.kind == CheckinKind.DAILY.value,
+                    sa.tuple_(_checkins.c.patient_id, _checkins.c.day).in_(daily),
+                )
+            )
+            done |= {("daily", r.patient_id, r.day) for r in rows}
+        return done
+
+    def _decide(self, attempt: sa.Row, complete: set[tuple], now: datetime) -> str:
+        """ "place", "defer" (re-queued to the window's next opening), or an outcome that ends the attempt."""
+        if attempt.status != PatientStatus.ACTIVE:
+            return "inactive"
+        if attempt.flow_id == DAILY_FLOW:
+            key = ("daily", attempt.patient_id, datetime.fromisoformat(attempt.slot_local).date())
+        else:
+            key = ("weekly", attempt.patient_id, attempt.week)
+        if key in complete:
+            return "skipped-complete"
+        if now >= attempt.slot_deadline:
+            return "expired"
+        schedule = queue.schedule_of(attempt, self.settings)
+        if not slot_rules.in_window(schedule, now):
+            return "defer"
+        return "place"
+
+    def _place_chunk(self, conn: sa.Connection, chunk: list[sa.Row], now: datetime, report: TickReport) -> None:
+        ids = [a.id for a in chunk]
+        # Recorded before the provider is asked.
+        conn.execute(
+            sa.update(_attempts)
+            .where(_attempts.c.id.in_(ids), _attempts.c.state == AttemptState.CLAIMED.value)
+            .values(state=AttemptState.PLACING.value, updated_at=now)
+        )
+        conn.commit()
+        start = self._reserve(conn, len(chunk), now)
+        for index, attempt in enumerate(chunk):
+            if self.settings.cps > 0:
+                wait = (start + timedelta(seconds=index / self.settings.cps) - now).total_seconds()
+                if wait > 0:
+                    self.sleep(wait)
+            request = CallRequest(
+                to=attempt.phone,
+                from_=self.from_number,
+                answer_url=self.voice.url(f"/voice/answer?a={attempt.id}"),
+                status_callback_url=self.voice.url(f"/voice/status?a={attempt.id}"),
+            )
+            try:
+                placed = self.telephony.place_call(request)
+            except TelephonyError as exc:
+                if exc.ambiguous:
+                    conn.execute(
+                        sa.update(_attempts)
+                        .where(_attempts.c.id == attempt.id, _attempts.c.state == AttemptState.PLACING.value)
+                        .values(state=AttemptState.AMBIGUOUS.value, outcome="provider-timeout", updated_at=now)
+                    )
+                    report.ambiguous += 1
+                else:
+                    if queue.conclude(conn, attempt.id, "provider-refused", self.settings, now):
+                        report.count("provider-refused")
+                    report.refused += 1
+                conn.commit()
+                log.warning("attempt %s: %s", attempt.id, exc)
+                continue
+            record_placed_call(conn, attempt, placed.sid, now)
+            conn.commit()
+            report.placed += 1
+
+    def _reserve(self, conn: sa.Connection, count: int, now: datetime) -> datetime:
+        """Reserve ``count`` call starts from the shared pacing row; return when the first may start."""
+        if self.settings.cps <= 0:
+            return now
+        query = sa.select(_pacing.c.next_at).where(_pacing.c.id == 1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        next_at = conn.execute(query).scalar()
+        if next_at is None:
+            insert_ignoring_conflicts(conn, _pacing, {"id": 1, "next_at": now})
+            next_at = conn.execute(query).scalar()
+        start = max(next_at, now)
+        conn.execute(
+            sa.update(_pacing)
+            .where(_pacing.c.id == 1)
+            .values(next_at=start + timedelta(seconds=count / self.settings.cps))
+        )
+        conn.commit()
+        return start
