@@ -6,19 +6,23 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 
 from ivr_cbt import audit, config, db, exports
 from ivr_cbt.callflow import FlowError, load_flow
 from ivr_cbt.calls import DEFAULT_FLOW, HOST_PROMPTS
 from ivr_cbt.clock import parse_instant
-from ivr_cbt.models import FeedbackMode
+from ivr_cbt.models import Cadence, FeedbackMode
 from ivr_cbt.prompts import Catalogue, PromptError
+from ivr_cbt.scheduling import attempts as attempts_service
+from ivr_cbt.scheduling import lifecycle
+from ivr_cbt.scheduling import slots as slot_rules
 
 
 def _now():
@@ -55,6 +59,62 @@ def patients_group():
     """Enrol and manage patients."""
 
 
+class _Day(click.ParamType):
+    name = "mon..sun"
+
+    def convert(self, value, param, ctx):
+        try:
+            return value if isinstance(value, int) else slot_rules.parse_day(value)
+        except slot_rules.ScheduleError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class _Time(click.ParamType):
+    name = "HH:MM"
+
+    def convert(self, value, param, ctx):
+        try:
+            return value if isinstance(value, time) else slot_rules.parse_time(value)
+        except slot_rules.ScheduleError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class _Window(click.ParamType):
+    name = "HH:MM-HH:MM"
+
+    def convert(self, value, param, ctx):
+        try:
+            return value if isinstance(value, tuple) else slot_rules.parse_window(value)
+        except slot_rules.ScheduleError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _schedule_options(command):
+    """--call-day, --call-time, --window and --cadence, shared by patients add and update."""
+    for option in reversed(
+        [
+            click.option("--call-day", type=_Day(), help="Weekday of the weekly call (default: the start date's)."),
+            click.option("--call-time", type=_Time(), help="Local time of the call (default 10:00)."),
+            click.option(
+                "--window",
+                type=_Window(),
+                help="Hours calls and retries may use (default 09:00-20:00, within 08:00-21:00).",
+            ),
+            click.option("--cadence", type=click.Choice([c.value for c in Cadence]), help="weekly (default) or daily."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _scheduling():
+    return current_app.extensions["voice_settings"].scheduling
+
+
+def _describe(slot) -> str:
+    return f"{slot.local:%a %d %b %Y %H:%M %Z} (program week {slot.week})" if slot else "none: the program is over"
+
+
 @patients_group.command("add")
 @click.option("--name", required=True, help="The patient's name (shown only to their care team).")
 @click.option("--phone", required=True, help="E.164 phone number, e.g. +15551234567.")
@@ -73,13 +133,17 @@ def patients_group():
     show_default=True,
     help="Program arm: weekly feedback played automatically, after therapist review (guided), or none.",
 )
+@_schedule_options
 @with_appcontext
-def patients_add_command(name, phone, pin, timezone, language, start, mode):
-    """Enrol a patient; print their patient code, then their id as the last line."""
+def patients_add_command(name, phone, pin, timezone, language, start, mode, call_day, call_time, window, cadence):
+    """Enrol a patient and plan their first call; print their patient code, then their id as the last line."""
     from ivr_cbt.patients import InvalidPatient, NewPatient, enrol, is_time_zone, local_date
 
     now = _now()
     start_date: date = start.date() if start else (local_date(timezone, now) if is_time_zone(timezone) else now.date())
+    schedule = {"call_day": call_day, "call_time": call_time, "cadence": Cadence(cadence) if cadence else None}
+    if window:
+        schedule.update(window_start=window[0], window_end=window[1])
     new = NewPatient(
         name=name,
         phone=phone,
@@ -88,6 +152,7 @@ def patients_add_command(name, phone, pin, timezone, language, start, mode):
         language=language,
         start=start_date,
         feedback_mode=FeedbackMode(mode),
+        **{k: v for k, v in schedule.items() if v is not None},
     )
     languages = set(current_app.extensions["voice_settings"].renderer.catalogue.languages)
     with db.session_scope(current_app) as session:
@@ -99,12 +164,79 @@ def patients_add_command(name, phone, pin, timezone, language, start, mode):
                 languages=languages,
                 now=now,
                 actor=audit.cli_actor(),
+                scheduling=_scheduling(),
             )
         except InvalidPatient as exc:
             raise click.ClickException(f"patient not added: {exc}") from None
         patient_id, code = patient.id, patient.code
+        first = attempts_service.next_planned(session.connection(), patient_id)
     click.echo(f"Enrolled. Patient code (for calls from another number): {code}. Program week 0 starts {start_date}.")
+    click.echo(f"First call: {first}")
     click.echo(patient_id)
+
+
+@patients_group.command("update")
+@click.argument("patient_id", type=int)
+@_schedule_options
+@click.option("--timezone", "timezone", help="IANA time zone; future calls move, past ones stay.")
+@with_appcontext
+def patients_update_command(patient_id, call_day, call_time, window, cadence, timezone):
+    """Change when a patient is called; future calls are recomputed."""
+    from ivr_cbt.patients import is_time_zone
+
+    changes = {"call_day": call_day, "call_time": call_time, "cadence": cadence, "timezone": timezone}
+    if window:
+        changes.update(window_start=window[0], window_end=window[1])
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise click.UsageError("nothing to change: give --call-day, --call-time, --window, --cadence or --timezone")
+    if timezone is not None and not is_time_zone(timezone):
+        raise click.ClickException(f"schedule not changed: time zone {timezone!r} is not an IANA time zone")
+    with db.session_scope(current_app) as session:
+        conn = session.connection()
+        _require_patient(conn, patient_id)
+        try:
+            slot = lifecycle.change_schedule(conn, patient_id, _scheduling(), _now(), audit.cli_actor(), **changes)
+        except lifecycle.LifecycleError as exc:
+            raise click.ClickException(f"schedule not changed: {exc}") from None
+    click.echo(f"Schedule updated. Next call: {_describe(slot)}")
+
+
+@patients_group.command("pause")
+@click.argument("patient_id", type=int)
+@with_appcontext
+def patients_pause_command(patient_id):
+    """Stop calling a patient until they are resumed."""
+    with db.session_scope(current_app) as session:
+        conn = session.connection()
+        _require_patient(conn, patient_id)
+        try:
+            canceled = lifecycle.pause(conn, patient_id, _now(), audit.cli_actor())
+        except lifecycle.LifecycleError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"Paused patient {patient_id}; {canceled} planned call(s) canceled.")
+
+
+@patients_group.command("resume")
+@click.argument("patient_id", type=int)
+@with_appcontext
+def patients_resume_command(patient_id):
+    """Resume a paused or opted-out patient from their next slot."""
+    with db.session_scope(current_app) as session:
+        conn = session.connection()
+        _require_patient(conn, patient_id)
+        try:
+            slot = lifecycle.resume(conn, patient_id, _scheduling(), _now(), audit.cli_actor())
+        except lifecycle.LifecycleError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"Resumed patient {patient_id}. Next call: {_describe(slot)}")
+
+
+def _require_patient(conn, patient_id: int) -> None:
+    from ivr_cbt.models import Patient
+
+    if conn.execute(sa.select(Patient.id).where(Patient.id == patient_id)).scalar() is None:
+        raise click.ClickException(f"no patient {patient_id}")
 
 
 # --- simulate ------------------------------------------------------------------------------------
@@ -197,6 +329,54 @@ def export_alerts_command(fmt, out):
     _emit(exports.to_json(rows), out)
 
 
+@export_group.command("attempts")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+@click.option("--patient", "patient_id", type=int, help="Only this patient.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def export_attempts_command(fmt, patient_id, out):
+    """Export scheduled call attempts: slot, due time, attempt number, state, call sid, outcome."""
+    with db.session_scope(current_app) as session:
+        rows = exports.attempts(session, patient_id)
+        audit.record(session, _now(), audit.cli_actor(), "export_attempts", patient_id=patient_id, rows=len(rows))
+    _emit(exports.to_json(rows), out)
+
+
+# --- scheduler -------------------------------------------------------------------------------------------
+
+
+@click.group("scheduler", invoke_without_command=True)
+@click.pass_context
+def scheduler_group(ctx):
+    """Run the scheduler process (APScheduler: a dispatch tick every DISPATCH_INTERVAL_SECONDS)."""
+    if ctx.invoked_subcommand is None:
+        from ivr_cbt.scheduling import process
+
+        process.run_forever(ctx.ensure_object(ScriptInfo).load_app())
+
+
+@scheduler_group.command("run-once")
+@click.option("--now", help="Run the tick as if at this ISO 8601 time (default: now).")
+@with_appcontext
+def scheduler_run_once_command(now):
+    """Run one dispatch tick and print what it did."""
+    from ivr_cbt.scheduling import process
+
+    report = process.tick(current_app._get_current_object(), _instant(now))
+    click.echo(f"Tick done: {report}")
+
+
+@scheduler_group.command("reconcile")
+@click.option("--now", help="As if at this ISO 8601 time (default: now).")
+@with_appcontext
+def scheduler_reconcile_command(now):
+    """Plan the next call of every active patient who has none planned."""
+    from ivr_cbt.scheduling import process
+
+    planned = process.reconcile(current_app._get_current_object(), _instant(now))
+    click.echo(f"Planned the next call of {planned} patient(s).")
+
+
 # --- flows ---------------------------------------------------------------------------------------------
 
 
@@ -244,11 +424,16 @@ def flows_validate_command(paths):
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--with-scheduler", is_flag=True, help="Development: also run the scheduler's jobs in this process.")
 @with_appcontext
-def serve_command(host, port):
+def serve_command(host, port, with_scheduler):
     """Run the web app with the development server (production: gunicorn, see README)."""
     from werkzeug.serving import run_simple
 
+    if with_scheduler:
+        from ivr_cbt.scheduling import process
+
+        process.start_in_background(current_app._get_current_object())
     # Flask's app.run() refuses to run under its own CLI; the server it wraps does not.
     click.echo(f"Serving on http://{host}:{port} (Ctrl-C to stop)")
     run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
@@ -258,13 +443,17 @@ def serve_command(host, port):
 @with_appcontext
 def demo_command():
     """Enrol three demo patients, play their calls and print what happened."""
+    import logging
+
     from ivr_cbt.demo import run_demo
 
+    logging.getLogger("ivr_cbt.scheduling").setLevel(logging.WARNING)  # the demo prints its own account
     run_demo(current_app, click.echo)
 
 
 COMMANDS = [
     init_db_command,
+    scheduler_group,
     patients_group,
     simulate_group,
     export_group,

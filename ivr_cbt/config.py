@@ -47,6 +47,7 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "DISPATCH_INTERVAL_SECONDS": int(env.get("DISPATCH_INTERVAL_SECONDS", "30")),
         "DISPATCH_CPS": float(env.get("DISPATCH_CPS", "1")),
         "MAX_CONCURRENT_CALLS": int(env.get("MAX_CONCURRENT_CALLS", "20")),
+        "DISPATCH_BATCH": int(env.get("DISPATCH_BATCH", "500")),
         "RETRY_LADDER": env.get("RETRY_LADDER", "30m,2h,next-day"),
         "PROGRAM_WEEKS": int(env.get("PROGRAM_WEEKS", "11")),
         "FOLLOW_UP_WEEKS": env.get("FOLLOW_UP_WEEKS", "13,26,39"),

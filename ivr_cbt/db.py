@@ -94,13 +94,14 @@ def is_sqlite(bind: sa.Engine | sa.Connection | orm.Session) -> bool:
 @cache
 def _insert_ignoring(dialect_name: str, table: sa.Table):
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    # RETURNING tells inserted from ignored on both databases (PostgreSQL's rowcount is -1 here).
+    return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def insert_ignoring_conflicts(target: sa.Connection | orm.Session, table: sa.Table, values: dict) -> bool:
     """Insert a row unless a unique key already holds it; return True if it was inserted."""
     conn = connection_of(target)
-    return conn.execute(_insert_ignoring(conn.dialect.name, table), values).rowcount == 1
+    return conn.execute(_insert_ignoring(conn.dialect.name, table), values).first() is not None
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:

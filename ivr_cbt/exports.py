@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from ivr_cbt.models import Alert, CheckIn
+from ivr_cbt.models import Alert, CallAttempt, CheckIn, CheckinKind
 
 
 def _iso(value) -> str | None:
@@ -19,7 +19,12 @@ def _iso(value) -> str | None:
 
 def checkins(session: orm.Session, item_keys: Sequence[str], patient_id: int | None = None) -> list[dict]:
     """One row per check-in; ``answers`` maps every item key to its value (None if skipped or not reached)."""
-    query = sa.select(CheckIn).options(orm.selectinload(CheckIn.answers)).order_by(CheckIn.patient_id, CheckIn.week)
+    query = (
+        sa.select(CheckIn)
+        .where(CheckIn.kind == CheckinKind.WEEKLY)
+        .options(orm.selectinload(CheckIn.answers))
+        .order_by(CheckIn.patient_id, CheckIn.week)
+    )
     if patient_id is not None:
         query = query.where(CheckIn.patient_id == patient_id)
     rows = []
@@ -52,6 +57,27 @@ def alerts(session: orm.Session) -> list[dict]:
             "acknowledged_by": alert.acknowledged_by,
         }
         for alert in session.scalars(query)
+    ]
+
+
+def attempts(session: orm.Session, patient_id: int | None = None) -> list[dict]:
+    """Every scheduled call attempt: when its slot was (local, with the offset it had) and what happened."""
+    query = sa.select(CallAttempt).order_by(CallAttempt.due_at, CallAttempt.id)
+    if patient_id is not None:
+        query = query.where(CallAttempt.patient_id == patient_id)
+    return [
+        {
+            "patient_id": attempt.patient_id,
+            "slot_local": attempt.slot_local,
+            "due_at": _iso(attempt.due_at),
+            "attempt": attempt.attempt,
+            "state": attempt.state.value,
+            "call_sid": attempt.call_sid,
+            "outcome": attempt.outcome,
+            "week": attempt.week,
+            "flow_id": attempt.flow_id,
+        }
+        for attempt in session.scalars(query)
     ]
 
 

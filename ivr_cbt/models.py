@@ -67,7 +67,6 @@ class AttemptState(enum.StrEnum):
     PLACED = "placed"  # the provider accepted it; waiting for the call's outcome
     AMBIGUOUS = "ambiguous"  # the provider may or may not have placed it: never blindly re-dialled
     DONE = "done"  # finished; see outcome
-    CANCELED = "canceled"  # the patient paused, opted out or was rescheduled
 
 
 class CheckinStatus(enum.StrEnum):

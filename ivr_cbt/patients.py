@@ -52,7 +52,7 @@ class NewPatient:
             call_time=self.call_time,
             window_start=self.window_start,
             window_end=self.window_end,
-            cadence=self.cadence.value,
+            cadence=str(self.cadence),
             program_weeks=self.program_weeks,
             follow_up_weeks=follow_up_weeks,
         )

@@ -147,16 +147,24 @@ def add_patient(app, clock):
     counter = iter(range(100, 1000))
 
     def factory(
-        *, pin="1234", language="en", timezone="America/New_York", start=START, phone=None, name="Test Patient"
+        *,
+        pin="1234",
+        language="en",
+        timezone="America/New_York",
+        start=START,
+        phone=None,
+        name="Test Patient",
+        **schedule,
     ):
         with db.session_scope(app) as session:
             patient = enrol(
                 session,
-                NewPatient(name, phone or f"+1202555{next(counter):04d}", pin, timezone, language, start),
+                NewPatient(name, phone or f"+1202555{next(counter):04d}", pin, timezone, language, start, **schedule),
                 pepper=app.config["PIN_PEPPER"],
                 languages={"en", "es"},
                 now=clock.now(),
                 actor="test",
+                scheduling=app.extensions["voice_settings"].scheduling,
             )
             return patient.id
 

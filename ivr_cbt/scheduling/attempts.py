@@ -73,6 +73,7 @@ class SchedulingSettings:
     follow_up_weeks: tuple[int, ...]
     cps: float
     max_concurrent: int
+    batch: int
     lease: timedelta
     unconfirmed_after: timedelta
     lost_after: timedelta
@@ -84,6 +85,7 @@ class SchedulingSettings:
             follow_up_weeks=tuple(int(w) for w in str(config["FOLLOW_UP_WEEKS"]).split(",") if w.strip()),
             cps=float(config["DISPATCH_CPS"]),
             max_concurrent=int(config["MAX_CONCURRENT_CALLS"]),
+            batch=int(config["DISPATCH_BATCH"]),
             lease=timedelta(seconds=int(config["ATTEMPT_LEASE_SECONDS"])),
             unconfirmed_after=timedelta(minutes=int(config["UNCONFIRMED_AFTER_MINUTES"])),
             lost_after=timedelta(minutes=int(config["LOST_AFTER_MINUTES"])),
@@ -184,23 +186,23 @@ def plan_next(
     return _plan(conn, patient, settings, now, after)
 
 
-def cancel_live(conn: sa.Connection, patient_id: int, now: datetime, outcome: str) -> int:
-    """Cancel the patient's attempts that have not been handed to the provider; return how many."""
+def drop_planned(conn: sa.Connection, patient_id: int) -> int:
+    """Remove the patient's attempts that never reached the provider (pause, opt-out, new schedule).
+
+    They never happened, so they leave the queue; the audit row of the change says how many.
+    A dispatcher that had claimed one finds it gone and does not place it.
+    """
     return conn.execute(
-        sa.update(_attempts)
-        .where(
+        sa.delete(_attempts).where(
             _attempts.c.patient_id == patient_id,
             _attempts.c.state.in_([AttemptState.PENDING.value, AttemptState.CLAIMED.value]),
         )
-        .values(state=AttemptState.CANCELED.value, outcome=outcome, updated_at=now)
     ).rowcount
 
 
-def reschedule(
-    conn: sa.Connection, patient_id: int, settings: SchedulingSettings, now: datetime, reason: str
-) -> Slot | None:
+def reschedule(conn: sa.Connection, patient_id: int, settings: SchedulingSettings, now: datetime) -> Slot | None:
     """Replace the patient's future attempts with ones from their current schedule; past ones stay."""
-    cancel_live(conn, patient_id, now, reason)
+    drop_planned(conn, patient_id)
     return plan_first(conn, patient_row(conn, patient_id), settings, now)
 
 
@@ -317,3 +319,18 @@ def reconcile(conn: sa.Connection, settings: SchedulingSettings, now: datetime) 
         sa.select(*SCHEDULE_COLUMNS).where(_patients.c.status == PatientStatus.ACTIVE.value, ~live.exists())
     ).all()
     return sum(plan_first(conn, patient, settings, now) is not None for patient in orphans)
+
+
+def next_planned(conn: sa.Connection, patient_id: int) -> str:
+    """The patient's next planned call, in words, for operators."""
+    row = conn.execute(
+        sa.select(_attempts.c.due_at, _attempts.c.slot_local, _attempts.c.week, _patients.c.timezone)
+        .join(_patients, _patients.c.id == _attempts.c.patient_id)
+        .where(_attempts.c.patient_id == patient_id, _attempts.c.state.in_([s.value for s in LIVE_STATES]))
+        .order_by(_attempts.c.due_at)
+        .limit(1)
+    ).first()
+    if row is None:
+        return "none planned"
+    due = row.due_at.astimezone(slot_rules.ZoneInfo(row.timezone))
+    return f"{due:%a %d %b %Y %H:%M %Z} (program week {row.week})"

@@ -25,8 +25,17 @@ import sqlalchemy as sa
 
 from ivr_cbt.calls import VoiceSettings, record_placed_call
 from ivr_cbt.db import insert_ignoring_conflicts
-from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckIn, CheckinKind, CheckinStatus, DispatchPacing, Patient
-from ivr_cbt.models import PatientStatus
+from ivr_cbt.models import (
+    AttemptState,
+    Call,
+    CallAttempt,
+    CheckIn,
+    CheckinKind,
+    CheckinStatus,
+    DispatchPacing,
+    Patient,
+    PatientStatus,
+)
 from ivr_cbt.scheduling import attempts as queue
 from ivr_cbt.scheduling import slots as slot_rules
 from ivr_cbt.scheduling.slots import DAILY_FLOW
@@ -149,7 +158,7 @@ class Dispatcher:
             )
         ).scalar()
         conn.commit()
-        capacity = self.settings.max_concurrent - in_flight
+        capacity = min(self.settings.max_concurrent - in_flight, self.settings.batch)
         if self.settings.cps > 0:
             # No point claiming more than can be placed before the next tick.
             capacity = min(capacity, math.ceil(self.settings.cps * self.interval_seconds))
@@ -266,20 +275,27 @@ class Dispatcher:
         return "place"
 
     def _place_chunk(self, conn: sa.Connection, chunk: list[sa.Row], now: datetime, report: TickReport) -> None:
-        ids = [a.id for a in chunk]
-        # Recorded before the provider is asked.
-        conn.execute(
-            sa.update(_attempts)
-            .where(_attempts.c.id.in_(ids), _attempts.c.state == AttemptState.CLAIMED.value)
-            .values(state=AttemptState.PLACING.value, updated_at=now)
+        # Recorded before the provider is asked; an attempt dropped meanwhile (the patient paused or
+        # opted out) is not returned, so it is not placed.
+        placing = set(
+            conn.execute(
+                sa.update(_attempts)
+                .where(_attempts.c.id.in_([a.id for a in chunk]), _attempts.c.state == AttemptState.CLAIMED.value)
+                .values(state=AttemptState.PLACING.value, updated_at=now)
+                .returning(_attempts.c.id)
+            ).scalars()
         )
         conn.commit()
+        chunk = [a for a in chunk if a.id in placing]
         start = self._reserve(conn, len(chunk), now)
+        waited = 0.0
         for index, attempt in enumerate(chunk):
             if self.settings.cps > 0:
-                wait = (start + timedelta(seconds=index / self.settings.cps) - now).total_seconds()
+                # Pace: the index-th call of the reservation starts index/cps seconds after its start.
+                wait = (start - now).total_seconds() + index / self.settings.cps - waited
                 if wait > 0:
                     self.sleep(wait)
+                    waited += wait
             request = CallRequest(
                 to=attempt.phone,
                 from_=self.from_number,

@@ -29,7 +29,7 @@ def opt_out(conn: sa.Connection, patient_id: int, now: datetime, *, call_sid: st
         .where(_patients.c.id == patient_id, _patients.c.status != PatientStatus.OPTED_OUT.value)
         .values(status=PatientStatus.OPTED_OUT.value, opted_out_at=now)
     ).rowcount
-    canceled = queue.cancel_live(conn, patient_id, now, "opted-out")
+    canceled = queue.drop_planned(conn, patient_id)
     if changed:
         audit.record(
             conn,
@@ -53,7 +53,7 @@ def pause(conn: sa.Connection, patient_id: int, now: datetime, actor: str) -> in
     ).rowcount
     if not changed:
         raise LifecycleError(f"patient {patient_id} is not active")
-    canceled = queue.cancel_live(conn, patient_id, now, "paused")
+    canceled = queue.drop_planned(conn, patient_id)
     audit.record(conn, now, actor, "patient_paused", patient_id=patient_id, attempts_canceled=canceled)
     return canceled
 
@@ -70,7 +70,7 @@ def resume(
         .where(_patients.c.id == patient_id)
         .values(status=PatientStatus.ACTIVE.value, opted_out_at=None)
     )
-    slot = queue.reschedule(conn, patient_id, settings, now, "resumed")
+    slot = queue.reschedule(conn, patient_id, settings, now)
     audit.record(
         conn,
         now,
@@ -99,6 +99,6 @@ def change_schedule(
     if found:
         raise LifecycleError("; ".join(found))
     conn.execute(sa.update(_patients).where(_patients.c.id == patient_id).values(**changes))
-    slot = queue.reschedule(conn, patient_id, settings, now, "rescheduled")
+    slot = queue.reschedule(conn, patient_id, settings, now)
     audit.record(conn, now, actor, "schedule_changed", patient_id=patient_id, fields=sorted(changes))
     return slot

@@ -26,8 +26,21 @@ def init_app(app: Flask) -> None:
     else:
         from ivr_cbt.telephony.mock import MockTelephony
 
-        adapter = MockTelephony()
+        answer = _callee_book(app) if backend == "mock" else None
+        adapter = MockTelephony(answer=answer, record_path=app.config["MOCK_RECORD_FILE"] or None)
     app.extensions["telephony"] = adapter
+
+
+def _callee_book(app: Flask):
+    """Who answers the mock adapter's calls: the demo patients, plus MOCK_CALLEES_FILE if set."""
+    from ivr_cbt.demo import demo_callees
+    from ivr_cbt.simulator.callees import CalleeBook
+
+    path = app.config["MOCK_CALLEES_FILE"]
+    book = CalleeBook.from_file(app, path) if path else CalleeBook(app, {})
+    for number, pickups in demo_callees().items():
+        book.book.setdefault(number, pickups)
+    return book
 
 
 def current() -> Telephony:

@@ -15,7 +15,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-ATTEMPT_STATES = ("pending", "claimed", "placing", "placed", "ambiguous", "done", "canceled")
+ATTEMPT_STATES = ("pending", "claimed", "placing", "placed", "ambiguous", "done")
 
 
 def _enum(name: str, values: tuple[str, ...]) -> sa.Enum:
