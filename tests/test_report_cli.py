@@ -213,3 +213,10 @@ def test_a_report_of_real_calls_through_the_webhooks(app, add_patient, call, run
     assert adherence["guided"]["checkins_completed"] == 4
     assert adherence["automated"]["stopped_at"] == {"sleep_quality": 1}
     assert adherence["automated"]["calls_placed"] == 5
+
+
+def test_an_empty_database_gives_a_short_report_and_no_plots(runner, tmp_path):
+    result = invoke(runner, "--out", str(tmp_path / "empty"))
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == ["outcomes.md"]
+    assert "No patients are enrolled: nothing to report." in (tmp_path / "empty" / "outcomes.md").read_text()

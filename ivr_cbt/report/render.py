@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 from ivr_cbt.report import plots
 
-FORMATS = ("md", "json", "html")
-PLOT_FORMATS = ("svg", "png", "none")
 BASENAME = "outcomes"
 
 
