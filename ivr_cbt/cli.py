@@ -418,6 +418,63 @@ def flows_validate_command(paths):
         raise click.ClickException(f"{len(problems)} problem(s) found")
 
 
+# --- report ----------------------------------------------------------------------------------------------
+
+
+@click.group("report")
+def report_group():
+    """Aggregate reports over patient data (every run is audited)."""
+
+
+@report_group.command("outcomes")
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write outcomes.<format> and its plots into this directory instead of printing the report.",
+)
+@click.option("--months", type=click.IntRange(1, 24), default=3, show_default=True, help="Primary timepoint.")
+@click.option(
+    "--window", type=click.IntRange(0, 8), default=2, show_default=True, help="Weeks either side of the timepoint."
+)
+@click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--reference-arm",
+    type=click.Choice([m.value for m in FeedbackMode]),
+    help="The arm others are compared with (default: guided if enrolled, else the first arm).",
+)
+@click.option("--plots", "plot_format", type=click.Choice(["svg", "png", "none"]), default="svg", show_default=True)
+@click.option("--synthetic", is_flag=True, help="Label the report synthetic even if the database carries no mark.")
+@click.option("--as-of", "as_of", help="Count program weeks reached as of this ISO 8601 time (default: now).")
+@with_appcontext
+def report_outcomes_command(fmt, out, months, window, margin, reference_arm, plot_format, synthetic, as_of):
+    """Trial-style outcome report: pain change per arm, non-inferiority, responders, adherence."""
+    from ivr_cbt.report import Options, ReportError, outcome_report
+    from ivr_cbt.report.render import render
+
+    options = Options(months=months, window=window, margin=margin, reference_arm=reference_arm, synthetic=synthetic)
+    items = current_app.extensions["voice_settings"].flows[DEFAULT_FLOW].item_keys()
+    try:
+        report = outcome_report(
+            current_app.extensions["db_engine"],
+            options,
+            now=_now(),
+            actor=audit.cli_actor(),
+            items=items,
+            as_of=_instant(as_of),
+        )
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from None
+    files = render(report, fmt, plot_format, with_files=out is not None)
+    if out is None:
+        sys.stdout.write(files[f"outcomes.{fmt}"].decode("utf-8"))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (out / name).write_bytes(content)
+        click.echo(f"Wrote {out / name}", err=True)
+
+
 # --- serve, demo -----------------------------------------------------------------------------------------
 
 
@@ -458,6 +515,7 @@ COMMANDS = [
     simulate_group,
     export_group,
     flows_group,
+    report_group,
     serve_command,
     demo_command,
 ]
