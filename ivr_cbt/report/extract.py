@@ -16,7 +16,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from ivr_cbt import audit
-from ivr_cbt.models import Answer, AuditEvent, Call, CheckIn, CheckinStatus, Patient
+from ivr_cbt.models import Answer, AuditEvent, Call, CheckIn, CheckinKind, CheckinStatus, Patient
 
 PAIN_ITEM = "pain_avg"
 BASELINE_WEEK = 0
@@ -73,12 +73,14 @@ def _value(arm) -> str:
 def _rows(conn: sa.Connection, query) -> list[tuple]:
     return [(_value(row[0]), *row[1:]) for row in conn.execute(query)]
 
+# Outcomes and adherence are weekly; daily monitoring check-ins (daily cadence) are not counted.
+_WEEKLY = _checkins.c.kind == CheckinKind.WEEKLY.value
 
 def _pain(item: str):
     return (
         sa.select(_checkins.c.patient_id, _checkins.c.week, _answers.c.value)
         .join_from(_checkins, _answers, _answers.c.checkin_id == _checkins.c.id)
-        .where(_answers.c.item_key == item, _answers.c.value.is_not(None))
+        .where(_WEEKLY, _answers.c.item_key == item, _answers.c.value.is_not(None))
         .cte("pain")
     )
 
@@ -119,13 +121,16 @@ def timepoint(conn: sa.Connection, months: int, *, window: int, item: str = PAIN
 def extract(conn: sa.Connection, months: Iterable[int], *, window: int, item: str = PAIN_ITEM) -> Extract:
     """Run the report's queries on one connection (the caller holds the transaction)."""
     enrolled = dict(_rows(conn, sa.select(_arm, sa.func.count()).group_by(_arm)))
-    by_checkin = sa.select(_arm).join_from(_checkins, _patients, _patients.c.id == _checkins.c.patient_id)
+    by_checkin = (
+        sa.select(_arm).join_from(_checkins, _patients, _patients.c.id == _checkins.c.patient_id).where(_WEEKLY)
+    )
     with_answers = by_checkin.join(_answers, _answers.c.checkin_id == _checkins.c.id)
     count = sa.func.count()
 
     completed = sa.func.sum(sa.case((_checkins.c.status == CheckinStatus.COMPLETE, 1), else_=0))
     per_patient = (
         sa.select(_checkins.c.patient_id, completed.label("completed"), sa.func.max(_checkins.c.week).label("last"))
+        .where(_WEEKLY)
         .group_by(_checkins.c.patient_id)
         .subquery("per_patient")
     )
