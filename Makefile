@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench serve lint clean venv
+.PHONY: demo test bench serve lint clean venv chromium
+CHROMIUM ?= /usr/bin/chromium
 
 venv: $(STAMP)
 
@@ -19,13 +20,21 @@ demo: $(STAMP)
 	$(BIN)/python manage.py init-db
 	$(BIN)/python manage.py demo
 
+## chromium: Debian's Chromium for the dashboard's browser tests (apt-get, when missing and run as root)
+chromium:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "No Chromium at $(CHROMIUM): the browser tests will be skipped (apt-get install chromium)"; fi; }
+
 ## test: the whole suite (set TEST_DATABASE_URL to run the database tests on PostgreSQL too)
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: webhook latency under gunicorn vs a bare Flask floor, and in-process calls per second
 bench: $(STAMP)
 	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/dashboard.py
 
 ## serve: the web app on http://127.0.0.1:5000 (development server)
 serve: $(STAMP)

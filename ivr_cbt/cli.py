@@ -18,6 +18,7 @@ from ivr_cbt import audit, config, db, exports
 from ivr_cbt.callflow import FlowError, load_flow
 from ivr_cbt.calls import DEFAULT_FLOW, HOST_PROMPTS
 from ivr_cbt.clock import parse_instant
+from ivr_cbt.dashboard.cli import users_group
 from ivr_cbt.models import Cadence, FeedbackMode
 from ivr_cbt.prompts import Catalogue, PromptError
 from ivr_cbt.scheduling import attempts as attempts_service
@@ -134,9 +135,13 @@ def _describe(slot) -> str:
     help="Program arm: weekly feedback played automatically, after therapist review (guided), or none.",
 )
 @_schedule_options
+@click.option("--therapist", "therapist_email", help="Email of the therapist account the patient is assigned to.")
 @with_appcontext
-def patients_add_command(name, phone, pin, timezone, language, start, mode, call_day, call_time, window, cadence):
+def patients_add_command(
+    name, phone, pin, timezone, language, start, mode, call_day, call_time, window, cadence, therapist_email
+):
     """Enrol a patient and plan their first call; print their patient code, then their id as the last line."""
+    from ivr_cbt.dashboard.accounts import assign, therapist_by_email
     from ivr_cbt.patients import InvalidPatient, NewPatient, enrol, is_time_zone, local_date
 
     now = _now()
@@ -168,6 +173,11 @@ def patients_add_command(name, phone, pin, timezone, language, start, mode, call
             )
         except InvalidPatient as exc:
             raise click.ClickException(f"patient not added: {exc}") from None
+        if therapist_email is not None:
+            therapist = therapist_by_email(session, therapist_email)
+            if therapist is None:
+                raise click.ClickException(f"patient not added: no active therapist account {therapist_email!r}")
+            assign(session, patient.id, therapist, now=now, actor=audit.cli_actor())
         patient_id, code = patient.id, patient.code
         first = attempts_service.next_planned(session.connection(), patient_id)
     click.echo(f"Enrolled. Patient code (for calls from another number): {code}. Program week 0 starts {start_date}.")
@@ -504,7 +514,7 @@ def demo_command():
 
     from ivr_cbt.demo import run_demo
 
-    logging.getLogger("ivr_cbt.scheduling").setLevel(logging.WARNING)  # the demo prints its own account
+    logging.getLogger("ivr_cbt").setLevel(logging.ERROR)  # the demo prints its own account of what happens
     run_demo(current_app, click.echo)
 
 
@@ -512,6 +522,7 @@ COMMANDS = [
     init_db_command,
     scheduler_group,
     patients_group,
+    users_group,
     simulate_group,
     export_group,
     flows_group,

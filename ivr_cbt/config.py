@@ -15,6 +15,7 @@ DEV_AUTH_TOKEN = "offline-phone-auth-token"
 DEV_ACCOUNT_SID = "AC" + "0" * 32
 
 TELEPHONY_BACKENDS = ("mock", "record", "twilio")
+APP_ENVS = ("development", "production")
 
 
 def _default_database_url(instance_path: Path) -> str:
@@ -56,6 +57,10 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "LOST_AFTER_MINUTES": int(env.get("LOST_AFTER_MINUTES", "120")),
         "MOCK_CALLEES_FILE": env.get("MOCK_CALLEES_FILE", ""),
         "MOCK_RECORD_FILE": env.get("MOCK_RECORD_FILE", ""),
+        # Development relaxes the dashboard's cookie security and enables the practice phone;
+        # a deployment that places real calls is production unless told otherwise.
+        "APP_ENV": env.get("APP_ENV", "production" if backend == "twilio" else "development").strip().lower(),
+        "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", "0")),
     }
 
 
@@ -64,6 +69,10 @@ def check(config: dict) -> None:
     backend = config["TELEPHONY_BACKEND"]
     if backend not in TELEPHONY_BACKENDS:
         raise ValueError(f"TELEPHONY_BACKEND must be one of {', '.join(TELEPHONY_BACKENDS)}, not {backend!r}")
+    if config["APP_ENV"] not in APP_ENVS:
+        raise ValueError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, not {config['APP_ENV']!r}")
+    if config["APP_ENV"] == "production" and config["SECRET_KEY"] == DEV_SECRET:
+        raise ValueError("APP_ENV=production needs a real SECRET_KEY (it signs the dashboard's session cookies)")
     if backend == "twilio":
         missing = [
             name

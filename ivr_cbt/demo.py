@@ -130,6 +130,9 @@ def run_demo(app: Flask, echo: Callable[[str], None], now: datetime | None = Non
     echo(week_log(app, ids))
     with db.session_scope(app) as session:
         audit.record(session, now, "demo", "week_log_viewed", patient_ids=ids)
+    from ivr_cbt.dashboard.demo import seed
+
+    seed(app, echo, now)
     echo("")
     echo("Next: `make test` runs the test suite; `python manage.py export attempts --format json` lists these calls;")
     echo('`python manage.py simulate call --patient ID --keys "PIN,5,7,4200#,3,2"` plays another call.')

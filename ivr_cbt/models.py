@@ -279,3 +279,68 @@ class DispatchPacing(Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     next_at: so.Mapped[datetime]
+
+
+# --- the therapist dashboard --------------------------------------------------------------------
+
+
+class UserRole(enum.StrEnum):
+    THERAPIST = "therapist"  # sees and changes only the patients assigned to them
+    ADMIN = "admin"  # manages accounts and assignments; sees no clinical data
+
+
+class User(Base):
+    """A member of the care team who signs in to the dashboard. Deactivated, never deleted."""
+
+    __tablename__ = "users"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)  # stored lower-case
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(200))
+    role: so.Mapped[UserRole] = so.mapped_column(_enum(UserRole, "user_role"))
+    active: so.Mapped[bool] = so.mapped_column(default=True)
+    created_at: so.Mapped[datetime]
+    last_login_at: so.Mapped[datetime | None]
+
+
+class LoginSession(Base):
+    """A signed-in browser, kept on the server so that logout and expiry end it for good.
+
+    The browser's cookie holds a random token; only its SHA-256 is stored here.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: so.Mapped[datetime]
+    last_seen_at: so.Mapped[datetime]
+    ended_at: so.Mapped[datetime | None]
+    end_reason: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+
+
+class LoginAttempt(Base):
+    """One password attempt; the login throttle counts recent failures per account and per client."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        sa.Index("ix_login_attempts_account_at", "account", "at"),
+        sa.Index("ix_login_attempts_client_at", "client", "at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    at: so.Mapped[datetime]
+    account: so.Mapped[str] = so.mapped_column(sa.String(254))
+    client: so.Mapped[str] = so.mapped_column(sa.String(64))
+    succeeded: so.Mapped[bool]
+
+
+class CareAssignment(Base):
+    """The therapist responsible for a patient: one per patient, who reviews their reports."""
+
+    __tablename__ = "care_assignments"
+
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"), index=True)
+    assigned_at: so.Mapped[datetime]

@@ -73,8 +73,10 @@ def _value(arm) -> str:
 def _rows(conn: sa.Connection, query) -> list[tuple]:
     return [(_value(row[0]), *row[1:]) for row in conn.execute(query)]
 
+
 # Outcomes and adherence are weekly; daily monitoring check-ins (daily cadence) are not counted.
 _WEEKLY = _checkins.c.kind == CheckinKind.WEEKLY.value
+
 
 def _pain(item: str):
     return (

@@ -120,13 +120,8 @@ class OfflinePhone:
         """Connect a call and play it to the end; return its transcript and outcome."""
         run = _CallRun(self, caller, call_sid or self.new_call_sid(), from_, to, direction, answered_by, fallback_url)
         status_callback = status_callback or self.base_url + "/voice/status"
-        if "ringing" in status_events:
-            run.status_callback(status_callback, "ringing")
-        run.play(
-            answer_url or self.base_url + "/voice/answer", status_callback if "answered" in status_events else None
-        )
-        run.status_callback(status_callback, "completed", duration=True)
-        return run.result
+        run.connect(answer_url or self.base_url + "/voice/answer", status_callback, status_events)
+        return run.end(status_callback)
 
     def ring_out(
         self,
@@ -203,6 +198,8 @@ class _CallRun:
         self.elapsed = 0.0
         self.requests = 0
         self.result = CallResult(call_sid=call_sid, status="completed", duration_s=0, answered_by=answered_by)
+        self.document: HttpResponse | None = None  # the TwiML document being played
+        self.position = (0, "")  # the verb being played in it, and the document's URL
 
     def wait(self, seconds: float) -> None:
         self.elapsed += seconds
@@ -239,7 +236,9 @@ class _CallRun:
         try:
             if response.status != 200:
                 raise twiml.TwimlError(11200, f"HTTP {response.status} from {url}")
-            return twiml.parse(response.body, response.content_type)
+            verbs = twiml.parse(response.body, response.content_type)
+            self.document = response  # the document being played, for a call that pauses in it
+            return verbs
         except twiml.TwimlError as exc:
             if self.phone.strict:
                 raise PhoneError(f"{url}: {exc}") from exc
@@ -250,21 +249,45 @@ class _CallRun:
 
     # --- the interpreter -----------------------------------------------------------------------
 
+    def connect(self, answer_url: str, status_callback: str, status_events: tuple[str, ...]) -> None:
+        """Ring (reported only if asked for), answer, and play the call until it ends."""
+        if "ringing" in status_events:
+            self.status_callback(status_callback, "ringing")
+        self.play(answer_url, status_callback if "answered" in status_events else None)
+
+    def end(self, status_callback: str) -> CallResult:
+        """The call is over: send the final status callback and return the result."""
+        self.status_callback(status_callback, "completed", duration=True)
+        return self.result
+
     def play(self, answer_url: str, answered_callback: str | None) -> None:
         url = answer_url
         document = self.fetch("POST", url, {})
         if answered_callback:
             self.status_callback(answered_callback, "in-progress")
-        while document is not None:
-            document, url = self.run_document(document, url)
+        self.run(document, url)
 
-    def run_document(self, verbs: list[twiml.Verb], url: str) -> tuple[list[twiml.Verb] | None, str]:
+    def run(self, document: list[twiml.Verb] | None, url: str, start: int = 0, resumed: bool = False) -> None:
+        """Play documents until the call ends, from verb ``start`` of the first one.
+
+        ``resumed``: the verb at ``start`` is a Gather whose prompts were already played (a call
+        that paused there for its caller, see ``ivr_cbt.simulator.interactive``).
+        """
+        while document is not None:
+            document, url = self.run_document(document, url, start, resumed)
+            start, resumed = 0, False
+
+    def run_document(
+        self, verbs: list[twiml.Verb], url: str, start: int = 0, resumed: bool = False
+    ) -> tuple[list[twiml.Verb] | None, str]:
         """Play one document; return the next document (and its URL), or None when the call ends."""
-        for verb in verbs:
+        for index in range(start, len(verbs)):
+            verb = verbs[index]
+            self.position = (index, url)
             if isinstance(verb, twiml.Say | twiml.Play | twiml.Pause):
                 self.speak(verb)
             elif isinstance(verb, twiml.Gather):
-                outcome = self.gather(verb)
+                outcome = self.gather(verb, prompts_played=resumed and index == start)
                 if outcome == "hangup":
                     return None, url
                 if outcome is not None:
@@ -303,9 +326,9 @@ class _CallRun:
         else:
             self.wait(verb.length)
 
-    def gather(self, gather: twiml.Gather) -> dict[str, str] | str | None:
+    def gather(self, gather: twiml.Gather, prompts_played: bool = False) -> dict[str, str] | str | None:
         """Play a Gather; return the params to submit, None to fall through, or "hangup"."""
-        for child in gather.children:
+        for child in () if prompts_played else gather.children:
             self.speak(child)
         action = self.caller.respond(gather) if self.caller else HangUp()
         if isinstance(action, HangUp):

@@ -54,6 +54,43 @@ def simulated_time(app: Flask, now: datetime) -> Iterator[SimulatedClock]:
         app.extensions["clock"] = previous
 
 
+def place_call(
+    app: Flask, patient_id: int, *, now: datetime, direction: str = "outbound", answered_by: str | None = "human"
+) -> dict:
+    """Set up a call for patient ``patient_id`` and return how the offline phone connects it
+    (keyword arguments for ``OfflinePhone.call``).
+
+    Outbound calls are placed through a mock adapter (never a real provider); inbound calls
+    come from the patient's own number.
+    """
+    with app.app_context():
+        conn = db.connection()
+        patient = conn.execute(_PATIENT, {"b_id": patient_id}).one_or_none()
+        if patient is None:
+            raise LookupError(f"no patient {patient_id}")
+        program_number = app.config["TWILIO_FROM_NUMBER"]
+        if direction == "inbound":
+            return {"from_": patient.phone, "to": program_number, "direction": "inbound"}
+        settings = app.extensions["voice_settings"]
+        adapter = app.extensions["telephony"]
+        if not isinstance(adapter, MockTelephony) or adapter.answer is not None:
+            # A simulation never rings a real phone, and here the phone below answers, not a callee book.
+            adapter = MockTelephony()
+        call_sid = place_checkin_call(conn, adapter, settings, patient, from_number=program_number, now=now)
+        conn.commit()
+        request = next(req for req, placed in reversed(adapter.placed_calls) if placed.sid == call_sid)
+        return {
+            "from_": program_number,
+            "to": patient.phone,
+            "direction": "outbound-api",
+            "call_sid": call_sid,
+            "answered_by": answered_by,
+            "answer_url": request.answer_url,
+            "status_callback": request.status_callback_url,
+            "status_events": request.status_events,
+        }
+
+
 def run_call(
     app: Flask,
     patient_id: int,
@@ -65,35 +102,8 @@ def run_call(
     test_client: bool = False,
     **phone_options,
 ) -> CallResult:
-    """Play one call between the app and patient ``patient_id``, starting at ``now``.
-
-    Outbound calls are placed through a mock adapter (never a real provider), then answered
-    by the offline phone; inbound calls come from the patient's own number.
-    """
-    with simulated_time(app, now) as clock, app.app_context():
-        conn = db.connection()
-        patient = conn.execute(_PATIENT, {"b_id": patient_id}).one_or_none()
-        if patient is None:
-            raise LookupError(f"no patient {patient_id}")
+    """Play one call between the app and patient ``patient_id``, starting at ``now`` (see ``place_call``)."""
+    with simulated_time(app, now) as clock:
+        setup = place_call(app, patient_id, now=clock.now(), direction=direction, answered_by=answered_by)
         phone = make_phone(app, clock=clock, test_client=test_client, **phone_options)
-        program_number = app.config["TWILIO_FROM_NUMBER"]
-        if direction == "inbound":
-            return phone.call(caller, from_=patient.phone, to=program_number, direction="inbound")
-        settings = app.extensions["voice_settings"]
-        adapter = app.extensions["telephony"]
-        if not isinstance(adapter, MockTelephony):
-            adapter = MockTelephony()  # a simulation never rings a real phone
-        call_sid = place_checkin_call(conn, adapter, settings, patient, from_number=program_number, now=clock.now())
-        conn.commit()
-        request = next(req for req, placed in reversed(adapter.placed_calls) if placed.sid == call_sid)
-        return phone.call(
-            caller,
-            from_=program_number,
-            to=patient.phone,
-            direction="outbound-api",
-            call_sid=call_sid,
-            answered_by=answered_by,
-            answer_url=request.answer_url,
-            status_callback=request.status_callback_url,
-            status_events=request.status_events,
-        )
+        return phone.call(caller, **setup)

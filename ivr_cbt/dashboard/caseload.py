@@ -1,0 +1,107 @@
+"""The caseload: a therapist's patients with this week's status, open alerts and triage flags.
+
+Three queries whatever the number of patients: the patients, their recent check-ins (week 0 and
+the three latest, ranked in SQL) with the answers triage reads, and open alerts by kind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from ivr_cbt.dashboard import triage
+from ivr_cbt.dashboard.weekly import DUE, Week, checkin_weeks
+from ivr_cbt.models import Alert, Answer, CheckIn, CheckinStatus, Patient, PatientStatus
+from ivr_cbt.patients import program_week
+
+RECENT = 3  # latest check-ins triage needs besides week 0
+
+
+@dataclass(frozen=True)
+class CaseloadRow:
+    patient: Patient
+    week: int
+    this_week: str  # the current week's check-in status, "due", or the patient's status if not active
+    last_checkin: Week | None
+    open_alerts: int
+    flags: list[triage.Flag]
+    urgency: int
+
+
+def _recent_checkins(patient_ids: sa.Select) -> sa.Select:
+    ranked = (
+        sa.select(
+            CheckIn.id,
+            CheckIn.patient_id,
+            CheckIn.week,
+            CheckIn.status,
+            CheckIn.updated_at,
+            CheckIn.completed_at,
+            sa.func.row_number().over(partition_by=CheckIn.patient_id, order_by=CheckIn.week.desc()).label("rank"),
+        )
+        .where(CheckIn.patient_id.in_(patient_ids), CheckIn.status != CheckinStatus.MISSED)
+        .subquery()
+    )
+    return (
+        sa.select(
+            ranked.c.patient_id,
+            ranked.c.week,
+            ranked.c.status,
+            ranked.c.updated_at,
+            ranked.c.completed_at,
+            Answer.item_key,
+            Answer.value,
+        )
+        .outerjoin(
+            Answer,
+            sa.and_(
+                Answer.checkin_id == ranked.c.id,
+                Answer.item_key.in_((triage.PAIN, triage.PRACTICE, triage.SAFETY)),
+            ),
+        )
+        .where(sa.or_(ranked.c.rank <= RECENT, ranked.c.week == 0))
+    )
+
+
+def open_alert_counts(session: orm.Session, patient_ids: sa.Select) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    query = (
+        sa.select(Alert.patient_id, Alert.kind, sa.func.count())
+        .where(Alert.patient_id.in_(patient_ids), Alert.acknowledged_at.is_(None))
+        .group_by(Alert.patient_id, Alert.kind)
+    )
+    for patient_id, kind, count in session.execute(query):
+        counts[patient_id][kind] = count
+    return counts
+
+
+def caseload(session: orm.Session, patient_ids: sa.Select, now: datetime) -> list[CaseloadRow]:
+    """The patients among ``patient_ids``, the most urgent first."""
+    patients = session.scalars(sa.select(Patient).where(Patient.id.in_(patient_ids))).all()
+    weeks = checkin_weeks(session.execute(_recent_checkins(patient_ids)))
+    alerts = open_alert_counts(session, patient_ids)
+    rows = []
+    for patient in patients:
+        current = program_week(patient.program_start, patient.timezone, now)
+        recent = [weeks[patient.id][w] for w in sorted(weeks.get(patient.id, {}))]
+        active = patient.status == PatientStatus.ACTIVE
+        found = triage.flags(recent, current, open_alerts=alerts.get(patient.id, {}), active=active)
+        this_week = next((w.status for w in recent if w.week == current), DUE)
+        rows.append(
+            CaseloadRow(
+                patient=patient,
+                week=current,
+                this_week=this_week if active else patient.status.value,
+                last_checkin=recent[-1] if recent else None,
+                open_alerts=sum(alerts.get(patient.id, {}).values()),
+                flags=found,
+                urgency=triage.urgency(found),
+            )
+        )
+    # Most urgent first; then whoever has gone longest without a check-in.
+    rows.sort(key=lambda r: (-r.urgency, r.last_checkin.updated_at.timestamp() if r.last_checkin else 0, r.patient.id))
+    return rows

@@ -1,0 +1,37 @@
+"""`make demo` leaves demo accounts, assigned patients and weeks of calls; a rerun replaces them."""
+
+from __future__ import annotations
+
+import re
+
+from ivr_cbt.demo import run_demo
+from ivr_cbt.models import User
+
+from ..conftest import T0
+from ..helpers import rows
+from .conftest import login
+
+
+def test_the_demo_leaves_accounts_and_a_caseload_worth_looking_at(app, clock):
+    printed: list[str] = []
+    run_demo(app, printed.append, now=T0)
+    run_demo(app, printed.append, now=T0)  # a rerun replaces the first run's accounts and patients
+    clock.set(T0)  # the simulated calls moved the test's clock
+    assert sorted(u.email for u in rows(app, User)) == ["ada@demo.invalid", "tara@demo.invalid", "theo@demo.invalid"]
+    text = "\n".join(printed)
+    assert "therapist  tara@demo.invalid     password: demo-password-tara" in text
+    client = app.test_client()
+    assert login(client, "tara@demo.invalid", "demo-password-tara").status_code == 302
+    page = client.get("/").get_data(as_text=True)
+    names = re.findall(r'<a href="/patients/\d+">([^<]+)</a>', page)
+    assert names[:2] == ["Eve Demo", "Dev Demo"] and len(names) == 5
+    assert "missed 2 weeks running (weeks 3-4)" in page and "safety answer: an open safety alert" in page
+
+
+def test_the_demo_makes_no_accounts_outside_development(make_app):
+    from .conftest import CHEAP_HASHER
+
+    app = make_app(APP_ENV="production", SECRET_KEY="a real secret for this test", PASSWORD_HASHER=CHEAP_HASHER)
+    printed: list[str] = []
+    run_demo(app, printed.append, now=T0)
+    assert rows(app, User) == [] and "made only with APP_ENV=development" in "\n".join(printed)
