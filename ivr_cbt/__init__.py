@@ -11,7 +11,7 @@ from ivr_cbt import config
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: config -> logging -> db -> clock -> telephony -> voice -> dashboard -> cli."""
+    """Build the app: config -> logging -> db -> clock -> telephony -> voice -> feedback -> dashboard -> cli."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config.from_environment(Path(app.instance_path)))
     if test_config:
@@ -21,7 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # Twilio's webhooks are a few hundred bytes
     _configure_logging(app)
 
-    from ivr_cbt import cli, clock, dashboard, db, sessions, telephony, voice, voice_settings
+    from ivr_cbt import cli, clock, dashboard, db, feedback, sessions, telephony, voice, voice_settings
 
     app.session_interface = sessions.SessionInterface()
     db.init_app(app)
@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     telephony.init_app(app)
     voice_settings.init_app(app)
     voice.init_app(app)
+    feedback.init_app(app)
     dashboard.init_app(app)
     cli.init_app(app)
     return app

@@ -16,9 +16,13 @@ import sqlalchemy as sa
 from ivr_cbt import audit, checkins
 from ivr_cbt.callflow import engine, spec
 from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.feedback import delivery
+from ivr_cbt.feedback.program import Program
 from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckinKind, Patient
+from ivr_cbt.patients import local_date, program_week
 from ivr_cbt.scheduling import attempts as queue
 from ivr_cbt.scheduling import lifecycle
+from ivr_cbt.scheduling.slots import weekly_call_date
 from ivr_cbt.telephony import CallRequest, Telephony
 from ivr_cbt.twiml import Renderer
 
@@ -68,8 +72,6 @@ _RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fro
 CALL_STATUSES = frozenset(_RANK)
 # Prompts the host plays outside any flow; every language must have them too.
 HOST_PROMPTS = ("voicemail_message", "voicemail_goodbye", "sorry_error")
-# The words a patient hears when offered, and given, the way out; their hash is recorded with the opt-out.
-OPT_OUT_WORDING = {"weekly": ("goodbye_stop_offer", "opted_out"), "daily": ("goodbye_stop_offer_daily", "opted_out")}
 MACHINE = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 
 
@@ -89,6 +91,7 @@ class VoiceSettings:
     callback_number: str
     flow_settings: dict[str, str]  # values flows may speak or dial, e.g. crisis_line
     scheduling: queue.SchedulingSettings
+    program: Program  # the weekly modules: this week's skill is spoken in the practice question
 
     def url(self, path: str) -> str:
         return self.renderer.base_url + path
@@ -126,6 +129,7 @@ class _Turn:
     patient_id: int | None  # pre-selected by the number until the PIN is verified
     checkin_id: int | None
     language: str
+    feedback: tuple[int, int] | None = None  # (message id, version) this call plays, if any
     claimed_patient_id: int | None = None
     recorded: bool = False
     alerts: list[int] = field(default_factory=list)
@@ -149,7 +153,7 @@ class CallService:
             call = self._new_call(answered)
         if answered.attempt_id is not None:
             mark_attempt_placed(self.conn, answered.attempt_id, answered.call_sid, self.now)
-        turn = _Turn(call, call.patient_id, call.checkin_id, call.language)
+        turn = _Turn(call, call.patient_id, call.checkin_id, call.language, _feedback_of(call))
         if turn.patient_id is None:
             # A status callback may have got here first and left a row without a patient.
             patient = self._preselect(answered)
@@ -219,7 +223,7 @@ class CallService:
             return call.last_twiml or self._hangup(call.language), []  # duplicate, stale or finished
         flow = self.settings.flows[call.flow_id]
         step = engine.resume(flow, state, event, settings=self.settings.flow_settings)
-        turn = _Turn(call, call.patient_id, call.checkin_id, call.language)
+        turn = _Turn(call, call.patient_id, call.checkin_id, call.language, _feedback_of(call))
         twiml = self._run(turn, flow, step, seq)
         return self._commit(call, seq, self._turn_changes(turn, twiml)), turn.alerts
 
@@ -246,6 +250,16 @@ class CallService:
             listen=step.listen,
             action_url=self.settings.url(f"/voice/step?s={next_seq}"),
             noinput_url=self.settings.url(f"/voice/step?s={next_seq}&e=noinput"),
+            played_url=self.settings.url(f"/voice/step?s={next_seq}&e=played"),
+            feedback=self._feedback_resolver(turn),
+        )
+
+    def _feedback_resolver(self, turn: _Turn):
+        if turn.feedback is None:
+            return None
+        renderer = self.settings.renderer
+        return lambda: delivery.outputs(
+            self.conn, turn.feedback[0], renderer.catalogue, turn.language, renderer.base_url
         )
 
     def _apply(self, turn: _Turn, flow: spec.Flow, step: spec.Step) -> None:
@@ -266,9 +280,22 @@ class CallService:
                 turn.alerts.append(alert_id)
                 log.warning("call %s: %s alert %s opened for patient %s", sid, effect.kind, alert_id, turn.patient_id)
             elif isinstance(effect, spec.HostAction) and effect.name == "opt_out":
-                version = self.settings.renderer.catalogue.wording_version(turn.language, OPT_OUT_WORDING[flow.checkin])
+                version = self.settings.renderer.catalogue.wording_version(turn.language, opt_out_wording(flow, effect))
                 lifecycle.opt_out(self.conn, turn.patient_id, self.now, call_sid=sid, wording_version=version)
                 log.info("call %s: patient %s opted out", sid, turn.patient_id)
+            elif isinstance(effect, spec.FeedbackHeard) and turn.feedback is not None:
+                message_id, version = turn.feedback
+                delivered = delivery.heard(self.conn, message_id, version, call_sid=sid, now=self.now)
+                audit.record(
+                    self.conn,
+                    self.now,
+                    "caller",
+                    "feedback_heard",
+                    patient_id=turn.patient_id,
+                    call_sid=sid,
+                    message_id=message_id,
+                    first_delivery=delivered,
+                )
             elif isinstance(effect, spec.IdentityFailed):
                 audit.record(
                     self.conn,
@@ -311,7 +338,25 @@ class CallService:
         audit.record(
             self.conn, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid
         )
-        return spec.Identified(answered=frozenset(answered), feedback_waiting=False, language=patient.language)
+        if flow.plays_feedback:
+            waiting = delivery.waiting(self.conn, patient.id)
+            turn.feedback = (waiting.id, waiting.version) if waiting is not None else None
+        return spec.Identified(
+            answered=frozenset(answered),
+            feedback_waiting=turn.feedback is not None,
+            language=patient.language,
+            slots={"skill": self._practice_module(flow, patient, week, day).prompt},
+        )
+
+    def _practice_module(self, flow: spec.Flow, patient: sa.Row, week: int | None, day: date | None):
+        """The skill this call's practice question names (see ivr_cbt/feedback/program.py)."""
+        if week is None:
+            week = program_week(patient.program_start, patient.timezone, self.now)
+        if flow.checkin != CheckinKind.DAILY:
+            return self.settings.program.practice_module(week)
+        day = day or local_date(patient.timezone, self.now)
+        done = day >= weekly_call_date(patient.program_start, patient.call_day, week)
+        return self.settings.program.practice_module(week, weekly_call_done=done)
 
     def _checkin_period(self, call: sa.Row, patient: sa.Row) -> tuple[int | None, date | None]:
         """The program week (and local day) the call's check-in belongs to: the scheduled slot's,
@@ -331,6 +376,8 @@ class CallService:
             "patient_id": turn.patient_id,
             "checkin_id": turn.checkin_id,
             "language": turn.language,
+            "feedback_id": turn.feedback[0] if turn.feedback else None,
+            "feedback_version": turn.feedback[1] if turn.feedback else None,
         }
 
     def _commit(self, call: sa.Row, seq: int, changes: dict) -> str:
@@ -404,6 +451,23 @@ class CallService:
 
     def _hangup(self, language: str) -> str:
         return self.settings.renderer.render([spec.Hangup()], language)
+
+
+def _feedback_of(call: sa.Row) -> tuple[int, int] | None:
+    return (call.feedback_id, call.feedback_version) if call.feedback_id is not None else None
+
+
+def opt_out_wording(flow: spec.Flow, effect: spec.HostAction) -> tuple[str, ...]:
+    """The prompts a caller heard when offered, and given, the way out (their hash is recorded)."""
+    ids: list[str] = []
+    for node_id in (effect.origin, effect.node):
+        node = flow.nodes.get(node_id) if node_id else None
+        if node is None:
+            continue
+        ids += [p for p in getattr(node, "prompts", ()) if isinstance(p, str)]
+        if isinstance(getattr(node, "prompt", None), str):
+            ids.append(node.prompt)
+    return tuple(ids)
 
 
 def _outcome(status: str, answered_by: str | None) -> str:

@@ -37,6 +37,7 @@ _PATIENT_COLUMNS = (
     _patients.c.language,
     _patients.c.timezone,
     _patients.c.program_start,
+    _patients.c.call_day,
 )
 _PATIENT_BY_ID = sa.select(*_PATIENT_COLUMNS).where(_patients.c.id == sa.bindparam("b_id"))
 _PATIENT_BY_CODE = sa.select(*_PATIENT_COLUMNS).where(_patients.c.code == sa.bindparam("b_code"))
@@ -63,7 +64,9 @@ _NEW_ALERT = sa.insert(_alerts).returning(_alerts.c.id)
 def verify_caller(
     conn: sa.Connection, *, patient_id: int | None, code: str | None, pin: str, pepper: str, now: datetime
 ) -> sa.Row | None:
-    """Return the patient (id, pin_hash, language, timezone, program_start) these credentials prove, or None.
+    """Return the patient (id, pin_hash, language, timezone, program_start, call_day) these credentials prove.
+
+    None if they prove nobody.
 
     ``patient_id`` is the patient the call pre-selected (outbound call, or a known caller id);
     ``code`` is the patient code an unknown caller typed.

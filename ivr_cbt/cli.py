@@ -19,6 +19,7 @@ from ivr_cbt.callflow import FlowError, load_flow
 from ivr_cbt.calls import DEFAULT_FLOW, HOST_PROMPTS
 from ivr_cbt.clock import parse_instant
 from ivr_cbt.dashboard.cli import users_group
+from ivr_cbt.feedback.cli import COMMANDS as FEEDBACK_COMMANDS
 from ivr_cbt.models import Cadence, FeedbackMode
 from ivr_cbt.prompts import Catalogue, PromptError
 from ivr_cbt.scheduling import attempts as attempts_service
@@ -352,6 +353,19 @@ def export_attempts_command(fmt, patient_id, out):
     _emit(exports.to_json(rows), out)
 
 
+@export_group.command("feedback")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+@click.option("--patient", "patient_id", type=int, help="Only this patient.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def export_feedback_command(fmt, patient_id, out):
+    """Export weekly feedback messages: patient, week, mode, status, segments, delivered_at."""
+    with db.session_scope(current_app) as session:
+        rows = exports.feedback(session, patient_id)
+        audit.record(session, _now(), audit.cli_actor(), "export_feedback", patient_id=patient_id, rows=len(rows))
+    _emit(exports.to_json(rows), out)
+
+
 # --- scheduler -------------------------------------------------------------------------------------------
 
 
@@ -529,6 +543,7 @@ COMMANDS = [
     report_group,
     serve_command,
     demo_command,
+    *FEEDBACK_COMMANDS,
 ]
 
 

@@ -43,6 +43,7 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "DEFAULT_LANGUAGE": env.get("DEFAULT_LANGUAGE", "en"),
         "FLOWS_DIR": env.get("FLOWS_DIR", str(PROJECT_ROOT / "flows")),
         "PROMPTS_DIR": env.get("PROMPTS_DIR", str(PROJECT_ROOT / "prompts")),
+        "PROGRAM_FILE": env.get("PROGRAM_FILE", str(PROJECT_ROOT / "program" / "modules.yaml")),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         # Scheduling (ivr_cbt/scheduling/)
         "DISPATCH_INTERVAL_SECONDS": int(env.get("DISPATCH_INTERVAL_SECONDS", "30")),
@@ -55,6 +56,7 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "ATTEMPT_LEASE_SECONDS": int(env.get("ATTEMPT_LEASE_SECONDS", "120")),
         "UNCONFIRMED_AFTER_MINUTES": int(env.get("UNCONFIRMED_AFTER_MINUTES", "15")),
         "LOST_AFTER_MINUTES": int(env.get("LOST_AFTER_MINUTES", "120")),
+        "FEEDBACK_INTERVAL_MINUTES": int(env.get("FEEDBACK_INTERVAL_MINUTES", "15")),
         "MOCK_CALLEES_FILE": env.get("MOCK_CALLEES_FILE", ""),
         "MOCK_RECORD_FILE": env.get("MOCK_RECORD_FILE", ""),
         # Development relaxes the dashboard's cookie security and enables the practice phone;

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from ivr_cbt.models import Alert, CallAttempt, CheckIn, CheckinKind
+from ivr_cbt.models import Alert, CallAttempt, CheckIn, CheckinKind, FeedbackMessage
 
 
 def _iso(value) -> str | None:
@@ -78,6 +78,30 @@ def attempts(session: orm.Session, patient_id: int | None = None) -> list[dict]:
             "flow_id": attempt.flow_id,
         }
         for attempt in session.scalars(query)
+    ]
+
+
+def feedback(session: orm.Session, patient_id: int | None = None) -> list[dict]:
+    """Every weekly feedback message: what it says (segments), its mode and status, when it was heard."""
+    query = sa.select(FeedbackMessage).order_by(FeedbackMessage.patient_id, FeedbackMessage.week)
+    if patient_id is not None:
+        query = query.where(FeedbackMessage.patient_id == patient_id)
+    return [
+        {
+            "patient_id": message.patient_id,
+            "week": message.week,
+            "mode": message.mode.value,
+            "status": message.status.value,
+            "language": message.language,
+            "version": message.version,
+            "edited": message.edited,
+            "segments": message.segments,
+            "generated_at": _iso(message.generated_at),
+            "reviewed_at": _iso(message.reviewed_at),
+            "delivered_at": _iso(message.delivered_at),
+            "plays": message.plays,
+        }
+        for message in session.scalars(query)
     ]
 
 

@@ -134,6 +134,9 @@ class Call(Base):
     flow_state: so.Mapped[dict[str, Any] | None]
     step: so.Mapped[int] = so.mapped_column(default=0)
     last_twiml: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # The feedback message this call plays (chosen when the caller is identified), and its version.
+    feedback_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("feedback_messages.id", ondelete="SET NULL"))
+    feedback_version: so.Mapped[int | None]
     created_at: so.Mapped[datetime]
     answered_at: so.Mapped[datetime | None]
     ended_at: so.Mapped[datetime | None]
@@ -344,3 +347,76 @@ class CareAssignment(Base):
     patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"), index=True)
     assigned_at: so.Mapped[datetime]
+
+
+# --- weekly feedback ------------------------------------------------------------------------------
+
+
+class FeedbackStatus(enum.StrEnum):
+    PENDING_REVIEW = "pending-review"  # guided: waits for a therapist to approve, edit or record it
+    READY = "ready"  # plays on the patient's next call
+    DELIVERED = "delivered"  # played to its end on a call (delivered_at)
+    SUPERSEDED = "superseded"  # a newer message was delivered before this one was
+
+
+class FeedbackMessage(Base):
+    """The weekly message for one patient and program week, assembled from their log (ivr_cbt/feedback/)."""
+
+    __tablename__ = "feedback_messages"
+    __table_args__ = (
+        sa.UniqueConstraint("patient_id", "week"),
+        sa.Index("ix_feedback_messages_status_week", "status", "week"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"))
+    week: so.Mapped[int]
+    mode: so.Mapped[FeedbackMode] = so.mapped_column(_enum(FeedbackMode, "feedback_mode"))
+    language: so.Mapped[str] = so.mapped_column(sa.String(8))
+    status: so.Mapped[FeedbackStatus] = so.mapped_column(_enum(FeedbackStatus, "feedback_status"))
+    # What plays: segments (see ivr_cbt/feedback/segments.py); what the rules made, kept when edited.
+    segments: so.Mapped[list[Any]] = so.mapped_column(sa.JSON)
+    generated_segments: so.Mapped[list[Any]] = so.mapped_column(sa.JSON)
+    summary: so.Mapped[dict[str, Any]]
+    version: so.Mapped[int] = so.mapped_column(default=1)  # +1 on every regeneration or edit
+    source_stamp: so.Mapped[datetime | None]  # the latest check-in change the message reflects
+    edited: so.Mapped[bool] = so.mapped_column(default=False)  # a therapist changed the segments
+    source_changed: so.Mapped[bool] = so.mapped_column(default=False)  # new answers after an edit
+    generated_at: so.Mapped[datetime]
+    updated_at: so.Mapped[datetime]
+    reviewed_at: so.Mapped[datetime | None]
+    reviewed_by: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    delivered_at: so.Mapped[datetime | None]
+    delivered_call_sid: so.Mapped[str | None] = so.mapped_column(sa.String(34))
+    plays: so.Mapped[int] = so.mapped_column(default=0)
+
+
+class FeedbackRecording(Base):
+    """A therapist's own recording that replaces an assembled message.
+
+    Twilio fetches it from ``/recordings/<token>.wav``: the token is random and names no patient.
+    """
+
+    __tablename__ = "feedback_recordings"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    message_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("feedback_messages.id", ondelete="CASCADE"), index=True)
+    token: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    content_type: so.Mapped[str] = so.mapped_column(sa.String(64))
+    audio: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
+    seconds: so.Mapped[float | None]
+    uploaded_by: so.Mapped[str] = so.mapped_column(sa.String(200))
+    uploaded_at: so.Mapped[datetime]
+
+
+class GoalOverride(Base):
+    """A therapist's goal for one patient and program week, in place of the program's."""
+
+    __tablename__ = "goal_overrides"
+
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
+    week: so.Mapped[int] = so.mapped_column(primary_key=True)
+    steps_goal: so.Mapped[int | None]
+    practice_days_goal: so.Mapped[int | None]
+    set_by: so.Mapped[str] = so.mapped_column(sa.String(200))
+    set_at: so.Mapped[datetime]

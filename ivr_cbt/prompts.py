@@ -5,17 +5,46 @@ Layout::
     prompts/languages.yaml          voice, <Say> and <Gather> languages, speech hints
     prompts/<lang>/prompts.yaml     id: text
     prompts/<lang>/audio/<id>.wav   optional recording; played instead of the text
+
+Numbers (a patient's pain, steps, goals) are spoken from word clips when the language has
+them: ``audio/number_<word>.wav`` for every word num2words uses to spell the number in that
+language ("four thousand seven hundred" = number_four, number_thousand, number_seven,
+number_hundred). Missing any one of them, the number is spoken by TTS.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from num2words import num2words
 
 from ivr_cbt.callflow.yamlio import load
 
 AUDIO_SUFFIX = ".wav"
+NUMBER_PREFIX = "number_"
+SENTENCE_ENDS = (".", "?", "!")
+
+
+def close_sentence(text: str, end: str | None) -> str:
+    """``text`` ended with ``end`` ("." or "?") unless it already ends a sentence."""
+    if end and not text.rstrip().endswith(SENTENCE_ENDS):
+        return text.rstrip() + end
+    return text
+
+
+@lru_cache(maxsize=8192)
+def number_words(value: str, language: str) -> tuple[str, ...] | None:
+    """The words that spell ``value`` ("4700", "4.5") in ``language``, or None if num2words cannot."""
+    try:
+        number = float(value) if "." in value else int(value)
+        spelled = num2words(number, lang=language)
+    except (ValueError, NotImplementedError, OverflowError):
+        return None
+    return tuple(re.sub(r"[-,]", " ", spelled.lower()).split())
 
 
 @dataclass(frozen=True)
@@ -26,6 +55,7 @@ class Language:
     say_language: str
     speech_language: str
     hints: str
+    espeak_voice: str = ""  # the espeak-ng voice that renders its clips (prompts render-audio)
 
 
 class PromptError(ValueError):
@@ -65,7 +95,9 @@ class Catalogue:
             texts[code] = dict(entries or {})
             audio_dir = directory / code / "audio"
             clips[code] = (
-                frozenset(p.stem for p in audio_dir.glob(f"*{AUDIO_SUFFIX}")) if audio_dir.is_dir() else frozenset()
+                frozenset(p.stem for p in audio_dir.glob(f"*{AUDIO_SUFFIX}") if not p.stem.endswith(".tmp"))
+                if audio_dir.is_dir()
+                else frozenset()
             )
         return cls(directory, languages, texts, clips)
 
@@ -77,6 +109,17 @@ class Catalogue:
 
     def has_clip(self, prompt_id: str, language: str) -> bool:
         return prompt_id in self._clips.get(language, ())
+
+    def number_clips(self, value: str, language: str) -> list[str] | None:
+        """The clips that say ``value`` word by word, or None if the language lacks any of them."""
+        clips = self._clips.get(language, frozenset())
+        if not any(clip.startswith(NUMBER_PREFIX) for clip in clips):
+            return None
+        words = number_words(value, language)
+        if not words:
+            return None
+        ids = [NUMBER_PREFIX + word for word in words]
+        return ids if all(i in clips for i in ids) else None
 
     def clip_path(self, prompt_id: str, language: str) -> Path | None:
         if not self.has_clip(prompt_id, language):

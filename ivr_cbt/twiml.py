@@ -8,6 +8,7 @@ Twilio falls through to it when the caller stays silent, and it reports the no-i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -15,15 +16,31 @@ from xml.sax.saxutils import escape
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr_cbt.callflow import spec
-from ivr_cbt.prompts import Catalogue
+from ivr_cbt.prompts import Catalogue, close_sentence
 
-FeedbackResolver = Callable[[], Iterable[spec.Output]]
+
+@dataclass(frozen=True)
+class Text:
+    """Free text spoken by TTS in the call's language (a therapist's own words in a message)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An audio file played from a URL (a therapist's recording)."""
+
+    url: str
+
+
+FeedbackResolver = Callable[[], Iterable[spec.Output | Text | Clip]]
 _QUOTE = {'"': "&quot;"}
 
 
 # Stand-ins for the per-step URLs, so a rendered document can be cached and reused.
 _ACTION = "https://step.invalid/action"
 _NOINPUT = "https://step.invalid/noinput"
+_PLAYED = "https://step.invalid/played"
 
 
 class Renderer:
@@ -42,16 +59,20 @@ class Renderer:
         listen: spec.Listen | None = None,
         action_url: str = "",
         noinput_url: str = "",
+        played_url: str = "",
         feedback: FeedbackResolver | None = None,
     ) -> str:
-        """Render a TwiML document for ``outputs`` (and a Gather if ``listen``)."""
+        """Render a TwiML document for ``outputs``, then a Gather if ``listen`` is a Listen, or a
+        Redirect to ``played_url`` if it is an AfterPlayback (Twilio follows it once all is played)."""
         outputs = tuple(outputs)
         if feedback is not None and any(isinstance(o, spec.PlayFeedback) for o in outputs):
-            return self._render(outputs, language, listen, action_url, noinput_url, feedback)
-        document = self._cached(outputs, language, listen, _ACTION, _NOINPUT)
+            return self._render(outputs, language, listen, action_url, noinput_url, played_url, feedback)
+        document = self._cached(outputs, language, listen, _ACTION, _NOINPUT, _PLAYED)
         if listen is None:
             return document
-        return document.replace(_ACTION, escape(action_url, _QUOTE)).replace(_NOINPUT, escape(noinput_url, _QUOTE))
+        for stand_in, url in ((_ACTION, action_url), (_NOINPUT, noinput_url), (_PLAYED, played_url)):
+            document = document.replace(stand_in, escape(url, _QUOTE))
+        return document
 
     def media_url(self, language: str, prompt_id: str) -> str:
         return f"{self.base_url}/media/{quote(language)}/{quote(prompt_id)}.wav"
@@ -63,6 +84,7 @@ class Renderer:
         listen: spec.Listen | None,
         action_url: str,
         noinput_url: str,
+        played_url: str,
         feedback: FeedbackResolver | None = None,
     ) -> str:
         lang = self.catalogue.languages[language]
@@ -79,6 +101,9 @@ class Renderer:
                 pending.append(output)
         if listen is None:
             self._speak(response, pending, lang)
+        elif isinstance(listen, spec.AfterPlayback):
+            self._speak(response, pending, lang)
+            response.redirect(played_url, method="POST")
         else:
             gather = response.gather(
                 input="dtmf speech" if listen.speech else "dtmf",
@@ -99,7 +124,7 @@ class Renderer:
         return str(response)
 
     @staticmethod
-    def _expand(outputs: Iterable[spec.Output], feedback: FeedbackResolver | None) -> Iterable[spec.Output]:
+    def _expand(outputs: Iterable[spec.Output], feedback: FeedbackResolver | None) -> Iterable:
         for output in outputs:
             if isinstance(output, spec.PlayFeedback):
                 yield from (feedback() if feedback else ())
@@ -115,14 +140,27 @@ class Renderer:
                 parent.say(" ".join(words), voice=lang.voice, language=lang.say_language)
                 words.clear()
 
+        def play(prompt_id: str) -> None:
+            flush()
+            parent.play(self.media_url(lang.code, prompt_id))
+
         for output in pending:
             if isinstance(output, spec.Prompt) and self.catalogue.has_clip(output.id, lang.code):
-                flush()
-                parent.play(self.media_url(lang.code, output.id))
+                play(output.id)
             elif isinstance(output, spec.Prompt):
-                words.append(self.catalogue.text(output.id, lang.code))
+                words.append(close_sentence(self.catalogue.text(output.id, lang.code), output.end))
             elif isinstance(output, spec.SayValue):
+                clips = self.catalogue.number_clips(output.value, lang.code) if output.say_as == "number" else None
+                if clips:
+                    for clip in clips:
+                        play(clip)
+                    continue
                 spoken = " ".join(output.value) if output.say_as == "digits" else output.value
                 words.append(spoken + "." if output.end_sentence else spoken)
+            elif isinstance(output, Text):
+                words.append(output.text)
+            elif isinstance(output, Clip):
+                flush()
+                parent.play(output.url)
         flush()
         pending.clear()

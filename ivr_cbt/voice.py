@@ -18,6 +18,7 @@ CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 DIGITS = re.compile(r"^[0-9*#]{0,32}$")
 DIRECTIONS = frozenset({"inbound", "outbound-api", "outbound-dial"})
 TWIML = "text/xml"
+STEP_EVENTS = frozenset({"noinput", "played"})
 
 
 def init_app(app: Flask) -> None:
@@ -89,9 +90,10 @@ def answer():
 
 @bp.post("/step")
 def step():
-    """Take the caller's answer to step ``s`` (or their silence, ``e=noinput``)."""
+    """Take the caller's answer to step ``s`` (or their silence, ``e=noinput``, or the end of a
+    message's playback, ``e=played``)."""
     seq = request.args.get("s", "")
-    if not seq.isdigit() or len(seq) > 6 or request.args.get("e", "noinput") != "noinput":
+    if not seq.isdigit() or len(seq) > 6 or request.args.get("e", "noinput") not in STEP_EVENTS:
         abort(400, description="malformed step")
     try:
         return _twiml(*_service().step(_field("CallSid", CALL_SID), int(seq), _event()))
@@ -112,6 +114,8 @@ def _attempt_id() -> int | None:
 def _event() -> spec.Event:
     if request.args.get("e") == "noinput":
         return spec.NoInput()
+    if request.args.get("e") == "played":
+        return spec.Played()
     speech = request.form.get("SpeechResult")
     if speech is not None:
         if len(speech) > 500:

@@ -8,6 +8,8 @@ from flask import Flask
 
 from ivr_cbt.callflow import load_flows
 from ivr_cbt.calls import HOST_PROMPTS, VoiceSettings
+from ivr_cbt.feedback import rules
+from ivr_cbt.feedback.program import load_program
 from ivr_cbt.prompts import Catalogue, PromptError
 from ivr_cbt.scheduling.attempts import SchedulingSettings
 from ivr_cbt.twiml import Renderer
@@ -16,7 +18,9 @@ from ivr_cbt.twiml import Renderer
 def build(app_config) -> VoiceSettings:
     flows = load_flows(Path(app_config["FLOWS_DIR"]))
     catalogue = Catalogue.load(Path(app_config["PROMPTS_DIR"]))
+    program = load_program(Path(app_config["PROGRAM_FILE"]))
     needed = set(HOST_PROMPTS).union(*(flow.prompt_ids() for flow in flows.values()))
+    needed |= program.prompt_ids() | rules.prompt_ids()
     missing = catalogue.missing(needed)
     if missing:
         raise PromptError("missing prompts: " + ", ".join(f"{lang}/{pid}" for lang, pid in missing))
@@ -30,6 +34,7 @@ def build(app_config) -> VoiceSettings:
         callback_number=app_config["CALLBACK_NUMBER"] or app_config["TWILIO_FROM_NUMBER"],
         flow_settings={"crisis_line": app_config["CRISIS_LINE"]},
         scheduling=SchedulingSettings.from_config(app_config),
+        program=program,
     )
 
 

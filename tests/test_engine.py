@@ -35,7 +35,7 @@ def identified(answered=(), feedback=False, language="en"):
     first = start(FLOW, caller_known=True, language=language, settings=SETTINGS)
     step = go(first, spec.Digits("1234"))
     assert effects(step, spec.VerifyIdentity) == [spec.VerifyIdentity(None, "1234")]
-    return go(step, spec.Identified(frozenset(answered), feedback, language))
+    return go(step, spec.Identified(frozenset(answered), feedback, language, slots={"skill": "skill_stretching"}))
 
 
 def test_a_known_caller_is_greeted_and_asked_for_the_pin_before_anything_clinical():
@@ -142,11 +142,45 @@ def test_a_complete_week_is_acknowledged_and_nothing_is_asked_again():
     assert effects(step, spec.RecordAnswer) == []
 
 
-def test_feedback_waiting_plays_after_the_safety_question():
+def test_feedback_waiting_plays_after_the_safety_question_and_waits_for_its_end():
     step = identified(answered=set(FLOW.item_keys()) - {"safety"}, feedback=True)
     step = go(step, spec.Digits("2"))
-    assert [type(o).__name__ for o in step.outputs] == ["Prompt", "PlayFeedback", "Prompt"]
-    assert prompts(step) == ["feedback_intro", "goodbye_stop_offer"]
+    assert step.outputs == (spec.Prompt("feedback_intro"), spec.PlayFeedback())
+    assert step.listen == spec.AfterPlayback() and effects(step, spec.FeedbackHeard) == []
+    heard = go(step, spec.Played())
+    assert effects(heard, spec.FeedbackHeard) == [spec.FeedbackHeard()]
+    assert prompts(heard) == ["feedback_menu"] and heard.listen.max_digits == 1
+
+
+def test_one_plays_the_message_again_and_eight_at_its_menu_opts_out():
+    step = go(identified(answered=set(FLOW.item_keys()), feedback=True), spec.Played())
+    again = go(step, spec.Digits("1"))
+    assert again.outputs == (spec.Prompt("feedback_intro"), spec.PlayFeedback())
+    stopped = go(again, spec.Played(), spec.Digits("8"))
+    assert effects(stopped, spec.HostAction) == [spec.HostAction("opt_out", "feedback_menu", "opted_out")]
+    assert prompts(stopped) == ["opted_out"] and stopped.ended
+
+
+def test_without_a_message_the_call_goes_straight_to_the_offer_to_stop():
+    step = go(identified(answered=set(FLOW.item_keys()) - {"safety"}), spec.Digits("2"))
+    assert not any(isinstance(o, spec.PlayFeedback) for o in step.outputs)
+    assert prompts(step) == ["goodbye_stop_offer"]
+
+
+def test_the_practice_question_names_this_weeks_skill_from_the_hosts_slot():
+    step = identified(answered={"pain_avg", "sleep_quality", "steps_avg"})
+    assert step.outputs[-3:] == (
+        spec.Prompt("ask_practice_days"),
+        spec.Prompt("skill_stretching", "?"),
+        spec.Prompt("ask_practice_days_keys"),
+    )
+
+
+def test_a_slot_the_host_did_not_fill_is_a_host_error():
+    first = go(start(FLOW, caller_known=True, language="en", settings=SETTINGS), spec.Digits("1234"))
+    step = go(first, spec.Identified(frozenset({"pain_avg", "sleep_quality"})))
+    with pytest.raises(EngineError, match="slot 'skill'"):
+        go(step, spec.Digits("4200"))
 
 
 def test_safety_yes_opens_an_alert_gives_the_crisis_line_and_offers_to_connect_at_once():
@@ -242,7 +276,7 @@ def test_every_call_ends_with_the_offer_to_stop_and_eight_opts_out_at_once():
     step = go(identified(answered=set(FLOW.item_keys()) - {"safety"}), spec.Digits("2"))
     assert prompts(step) == ["goodbye_stop_offer"]
     stopped = go(step, spec.Digits("8"))
-    assert effects(stopped, spec.HostAction) == [spec.HostAction("opt_out")]
+    assert effects(stopped, spec.HostAction) == [spec.HostAction("opt_out", "stop_offer", "opted_out")]
     assert prompts(stopped) == ["opted_out"] and stopped.ended
 
 

@@ -1,7 +1,8 @@
 """The flow interpreter: ``start`` a call, or ``resume`` it with an event. No I/O.
 
-The engine walks nodes that need nothing from the caller (say, route, feedback, dial) until it
-reaches one that waits for input (identify, ask, menu) or an end. It returns what to play,
+The engine walks nodes that need nothing from the caller (say, route, dial) until it reaches
+one that waits for input (identify, ask, menu), a feedback message that must play to its end
+(feedback), or an end. It returns what to play,
 what to listen for, the effects the host must apply (answers to record, alerts to open, a PIN
 to verify) and the state the host keeps until the next webhook. The state is a plain dict
 that survives a JSON round trip.
@@ -39,7 +40,9 @@ def start(flow: spec.Flow, *, caller_known: bool, language: str, settings: Mappi
         "identified": False,
         "answered": [],
         "feedback_waiting": False,
+        "slots": {},
         "awaiting": None,
+        "playing": False,
     }
     run = _Run(flow, state, settings)
     run.enter(flow.start)
@@ -54,7 +57,10 @@ def resume(flow: spec.Flow, state: dict, event: spec.Event, *, settings: Mapping
         raise EngineError("the call has already ended")
     run = _Run(flow, dict(state, answered=list(state["answered"])), settings)
     node = flow.nodes[state["node"]]
-    if state.get("awaiting"):
+    if state.get("playing"):
+        # Only the end of the playback resumes a feedback node (Twilio requests its URL then).
+        run.feedback_heard(node)
+    elif state.get("awaiting"):
         if not isinstance(event, spec.Identified | spec.Rejected):
             raise EngineError("the engine is waiting for the host to verify the caller")
         run.identity_result(node, event)
@@ -87,23 +93,28 @@ class _Run:
 
     def enter(self, node_id: str) -> None:
         """Walk from ``node_id`` until the flow waits for the caller or ends."""
+        origin = self.state.get("node")  # where the caller acted to come here
         for _ in range(4 * len(self.flow.nodes) + 4):
             node = self.flow.nodes[node_id]
             self.state.update(node=node_id, noinput=0, invalid=0, confirm=None, keys_only=False, code=None)
             if node.alert:
                 self.effects.append(spec.OpenAlert(node.alert))
             if node.action:
-                self.effects.append(spec.HostAction(node.action))
+                self.effects.append(spec.HostAction(node.action, origin, node_id))
             if isinstance(node, spec.Say):
                 self.say(node.prompts)
                 node_id = node.next
             elif isinstance(node, spec.Route):
                 node_id = next((target for cond, target in node.routes if self.holds(cond)), node.next)
             elif isinstance(node, spec.Feedback):
-                if self.state["feedback_waiting"]:
-                    self.say(node.prompts)
-                    self.outputs.append(spec.PlayFeedback())
-                node_id = node.next
+                if not self.state["feedback_waiting"]:
+                    node_id = node.next
+                    continue
+                self.say(node.prompts)
+                self.outputs.append(spec.PlayFeedback())
+                self.listen = spec.AfterPlayback()
+                self.state["playing"] = True
+                return
             elif isinstance(node, spec.Dial):
                 self.say(node.prompts)
                 self.outputs.append(spec.DialOut(self.settings[node.number]))
@@ -135,8 +146,18 @@ class _Run:
         for prompt in prompts:
             if isinstance(prompt, spec.SettingRef):
                 self.outputs.append(spec.SayValue(self.settings[prompt.setting], prompt.say_as))
+            elif isinstance(prompt, spec.SlotRef):
+                filled = self.state.get("slots", {}).get(prompt.slot)
+                if filled is None:
+                    raise EngineError(f"the host did not fill slot {prompt.slot!r}")
+                self.outputs.append(spec.Prompt(filled, prompt.end))
             else:
                 self.outputs.append(spec.Prompt(prompt))
+
+    def feedback_heard(self, node: spec.Node) -> None:
+        self.state["playing"] = False
+        self.effects.append(spec.FeedbackHeard())
+        self.enter(node.next)
 
     # --- asking ----------------------------------------------------------------------------
 
@@ -152,7 +173,7 @@ class _Run:
             digits = node.code_digits if collecting_code else node.pin_digits
             self.listen = spec.Listen(max_digits=digits, finish_on_key="#", timeout=node.timeout)
         elif isinstance(node, spec.Ask):
-            self.outputs.append(spec.Prompt(node.prompt))
+            self.say(node.prompt)
             speech = node.speech and not self.state.get("keys_only") and self.flow.speech is not None
             self.listen = spec.Listen(node.keys.max_digits, node.keys.finish_on_key, node.keys.timeout, speech)
         elif isinstance(node, spec.Menu):
@@ -204,6 +225,7 @@ class _Run:
             answered=sorted(event.answered),
             feedback_waiting=event.feedback_waiting,
             language=event.language or self.state["language"],
+            slots=dict(event.slots),
         )
         self.enter(node.next)
 

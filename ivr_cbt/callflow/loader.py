@@ -20,6 +20,8 @@ from ivr_cbt.callflow.yamlio import YamlError, line_of, load
 
 SCHEMA_FILE = "flow.schema.json"
 KNOWN_SETTINGS = frozenset({"crisis_line"})
+# Slots the host fills per call: ``skill`` is the prompt naming this week's skill (program/modules.yaml).
+KNOWN_SLOTS = frozenset({"skill"})
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
     if err.validator == "additionalProperties":
         return err.message.replace("Additional properties are not allowed", "unknown field(s)")
     if err.validator == "oneOf" and isinstance(err.instance, dict):
-        return f"not a prompt id or {{setting: ...}}: {err.instance!r}"
+        return f"not a prompt id, {{setting: ...}} or {{slot: ...}}: {err.instance!r}"
     return err.message
 
 
@@ -118,6 +120,8 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
 
 
 def _prompt(value) -> spec.PromptSpec:
+    if isinstance(value, dict) and "slot" in value:
+        return spec.SlotRef(value["slot"], value.get("end"))
     if isinstance(value, dict):
         return spec.SettingRef(value["setting"], value.get("say_as", "digits"))
     return value
@@ -174,7 +178,7 @@ def _node(node_id: str, raw: dict) -> spec.Node:
         return spec.Ask(
             **common,
             item=raw["item"],
-            prompt=raw["prompt"],
+            prompt=_prompts([raw["prompt"]] if isinstance(raw["prompt"], str) else raw["prompt"]),
             keys=spec.Keys(**raw.get("keys", {})),
             speech=raw.get("speech", False),
             noinput=tuple(raw["noinput"]),
@@ -259,11 +263,15 @@ def graph_problems(flow: spec.Flow, known_settings=KNOWN_SETTINGS) -> list[tuple
             problems.append((("nodes", node.id), "an input node must handle no-input and invalid input"))
         if isinstance(node, spec.Ask):
             problems += _ask_problems(flow, node, asked)
-        for index, prompt in enumerate(getattr(node, "prompts", ())):
-            if isinstance(prompt, spec.SettingRef) and prompt.setting not in known_settings:
-                problems.append(
-                    (("nodes", node.id, "prompts", index, "setting"), f"unknown setting {prompt.setting!r}")
-                )
+        lists = [("prompts", getattr(node, "prompts", ()))]
+        if isinstance(node, spec.Ask):
+            lists.append(("prompt", node.prompt))
+        for name, prompts in lists:
+            for index, prompt in enumerate(prompts):
+                if isinstance(prompt, spec.SettingRef) and prompt.setting not in known_settings:
+                    problems.append((("nodes", node.id, name, index, "setting"), f"unknown setting {prompt.setting!r}"))
+                if isinstance(prompt, spec.SlotRef) and prompt.slot not in KNOWN_SLOTS:
+                    problems.append((("nodes", node.id, name, index, "slot"), f"unknown slot {prompt.slot!r}"))
         if isinstance(node, spec.Dial) and node.number not in known_settings:
             problems.append((("nodes", node.id, "number", "setting"), f"unknown setting {node.number!r}"))
 

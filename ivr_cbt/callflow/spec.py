@@ -5,6 +5,7 @@ Pure data: no Flask, SQLAlchemy or Twilio here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,7 +20,15 @@ class SettingRef:
     say_as: Literal["digits", "number"] = "digits"
 
 
-PromptSpec = str | SettingRef
+@dataclass(frozen=True)
+class SlotRef:
+    """A prompt the host picks for this call, e.g. ``skill``: this week's skill, by name."""
+
+    slot: str
+    end: str | None = None  # "." or "?" closes the sentence after it when spoken by TTS
+
+
+PromptSpec = str | SettingRef | SlotRef
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ class Identify(Node):
 @dataclass(frozen=True)
 class Ask(Node):
     item: str = ""
-    prompt: str = ""
+    prompt: tuple[PromptSpec, ...] = ()  # the question; may name a slot, e.g. this week's skill
     keys: Keys = Keys()
     speech: bool = False
     noinput: tuple[str, ...] = ()
@@ -116,6 +125,9 @@ class Dial(Node):
 
 @dataclass(frozen=True)
 class Feedback(Node):
+    """Play the waiting feedback message, then wait for the playback to end before going on
+    (so the host learns the message was heard to its end)."""
+
     prompts: tuple[PromptSpec, ...] = ()
     next: str = ""
 
@@ -139,6 +151,19 @@ class Flow:
     description: str = ""
     checkin: str = "weekly"  # which check-in the flow fills: weekly or daily
 
+    @property
+    def plays_feedback(self) -> bool:
+        """Does the flow have a place for the weekly feedback message?"""
+        return any(isinstance(node, Feedback) for node in self.nodes.values())
+
+    def slots(self) -> set[str]:
+        """Every slot the flow's prompts name (the host must fill each one)."""
+        found: set[str] = set()
+        for node in self.nodes.values():
+            specs = (*getattr(node, "prompts", ()), *(node.prompt if isinstance(node, Ask) else ()))
+            found.update(p.slot for p in specs if isinstance(p, SlotRef))
+        return found
+
     def item_keys(self) -> list[str]:
         """Item keys in the order the flow asks them."""
         return [node.item for node in self.nodes.values() if isinstance(node, Ask)]
@@ -149,8 +174,10 @@ class Flow:
         for node in self.nodes.values():
             for name in ("prompts", "noinput", "invalid"):
                 ids.update(p for p in getattr(node, name, ()) if isinstance(p, str))
+            if isinstance(node, Ask):
+                ids.update(p for p in node.prompt if isinstance(p, str))
             for name in ("prompt", "pin_prompt", "code_prompt"):
-                if getattr(node, name, ""):
+                if isinstance(getattr(node, name, None), str) and getattr(node, name):
                     ids.add(getattr(node, name))
         if self.speech:
             ids.update((self.speech.heard, self.speech.confirm, self.speech.rejected))
@@ -165,6 +192,7 @@ class Prompt:
     """Play or speak prompt ``id`` in the call's language."""
 
     id: str
+    end: str | None = None  # "." or "?" closes the sentence after it when spoken by TTS
 
 
 @dataclass(frozen=True)
@@ -205,6 +233,11 @@ class Listen:
 
 
 @dataclass(frozen=True)
+class AfterPlayback:
+    """Wait until what was said has played to its end, then resume with ``Played``."""
+
+
+@dataclass(frozen=True)
 class RecordAnswer:
     item: str
     value: int | None
@@ -224,9 +257,20 @@ class OpenAlert:
 
 @dataclass(frozen=True)
 class HostAction:
-    """Something only the host can do, asked for by a node's ``action`` (e.g. opt_out)."""
+    """Something only the host can do, asked for by a node's ``action`` (e.g. opt_out).
+
+    ``origin`` is the node the caller acted at to get there (e.g. the menu offering the way
+    out), so the host can record the words the caller heard.
+    """
 
     name: str
+    origin: str | None = None
+    node: str | None = None  # the node whose action it is
+
+
+@dataclass(frozen=True)
+class FeedbackHeard:
+    """The feedback message played to its end on this call."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +291,7 @@ class Ended:
     node: str
 
 
-Effect = RecordAnswer | OpenAlert | HostAction | VerifyIdentity | IdentityFailed | Ended
+Effect = RecordAnswer | OpenAlert | HostAction | FeedbackHeard | VerifyIdentity | IdentityFailed | Ended
 
 
 @dataclass(frozen=True)
@@ -255,7 +299,7 @@ class Step:
     """The engine's answer: what to say, what to wait for, what happened, and the new state."""
 
     outputs: tuple[Output, ...]
-    listen: Listen | None
+    listen: Listen | AfterPlayback | None
     effects: tuple[Effect, ...]
     state: dict
 
@@ -289,11 +333,20 @@ class NoInput:
 
 @dataclass(frozen=True)
 class Identified:
-    """The host verified the caller; ``answered`` lists items already recorded this week."""
+    """The host verified the caller; ``answered`` lists items already recorded this week.
+
+    ``slots`` fills the flow's slots for this call (e.g. ``{"skill": "skill_stretching"}``).
+    """
 
     answered: frozenset[str] = frozenset()
     feedback_waiting: bool = False
     language: str | None = None  # the patient's language, for reading spoken numbers
+    slots: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Played:
+    """What was said before an AfterPlayback has played to its end."""
 
 
 @dataclass(frozen=True)
@@ -301,4 +354,4 @@ class Rejected:
     pass
 
 
-Event = Digits | SpeechInput | NoInput | Identified | Rejected
+Event = Digits | SpeechInput | NoInput | Identified | Rejected | Played

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-PAIN, PRACTICE, SAFETY = "pain_avg", "practice_days", "safety"
-SAFETY_YES = 1
-PAIN_RISE = 2
+from ivr_cbt.clinical import PAIN, PAIN_RISE, PRACTICE, SAFETY, SAFETY_YES, pain_up_two_weeks
+
+__all__ = ["PAIN", "PAIN_RISE", "PRACTICE", "SAFETY", "Flag", "flags", "urgency"]
 
 # How much each flag weighs when sorting a caseload: the most urgent first.
 WEIGHTS = {"safety": 100, "pain_up": 50, "missed": 15, "no_practice": 20}
@@ -69,7 +69,7 @@ def _pain_up(weeks: Sequence) -> Flag | None:
     before, last = later[-2], later[-1]
     if last.week - before.week != 1:
         return None
-    if min(before.value(PAIN), last.value(PAIN)) - baseline < PAIN_RISE:
+    if not pain_up_two_weeks(baseline, before.value(PAIN), last.value(PAIN)):
         return None
     return Flag(
         "pain_up",

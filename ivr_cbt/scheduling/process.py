@@ -1,7 +1,9 @@
 """The scheduler process: APScheduler 3.11 running thin, idempotent jobs against the database.
 
 Run it with ``python manage.py scheduler`` (production: one or more such processes beside the
-web workers; several are safe on PostgreSQL). Job settings, chosen deliberately:
+web workers; several are safe on PostgreSQL). Jobs: the dispatch tick (every
+DISPATCH_INTERVAL_SECONDS), reconcile (hourly), weekly feedback generation (every
+FEEDBACK_INTERVAL_MINUTES; idempotent per patient and week). Job settings, chosen deliberately:
 
 - ``coalesce=True``: ticks missed while the process was busy or asleep run once, not in a burst;
   a tick dispatches everything due, so one run catches up.
@@ -63,6 +65,13 @@ def reconcile(app: Flask, now: datetime | None = None) -> int:
     return planned
 
 
+def feedback(app: Flask, now: datetime | None = None):
+    """Generate the weekly feedback messages that are due (weeks that closed in each patient's zone)."""
+    from ivr_cbt.feedback import generate
+
+    return generate(app, now or app.extensions["clock"].now())
+
+
 def _add_jobs(app: Flask, scheduler) -> None:
     now = datetime.now(UTC)
     scheduler.add_job(
@@ -74,6 +83,13 @@ def _add_jobs(app: Flask, scheduler) -> None:
     )
     scheduler.add_job(
         reconcile, IntervalTrigger(hours=RECONCILE_HOURS, timezone=UTC), args=[app], id="reconcile", next_run_time=now
+    )
+    scheduler.add_job(
+        feedback,
+        IntervalTrigger(minutes=app.config["FEEDBACK_INTERVAL_MINUTES"], timezone=UTC),
+        args=[app],
+        id="feedback",
+        next_run_time=now,
     )
 
 

@@ -170,9 +170,14 @@ def into_window(schedule: Schedule, instant: datetime) -> datetime:
 # --- slots -----------------------------------------------------------------------------------------
 
 
+def weekly_call_date(start: date, call_day: int, week: int) -> date:
+    """The local date of program week ``week``'s weekly call: its first ``call_day`` (0 = Monday)."""
+    week_start = start + timedelta(weeks=week)
+    return week_start + timedelta(days=(call_day - week_start.weekday()) % 7)
+
+
 def _weekly_day(schedule: Schedule, week: int) -> date:
-    week_start = schedule.start + timedelta(weeks=week)
-    return week_start + timedelta(days=(schedule.call_day - week_start.weekday()) % 7)
+    return weekly_call_date(schedule.start, schedule.call_day, week)
 
 
 def _program_days(schedule: Schedule) -> Iterator[tuple[date, int, str]]:
