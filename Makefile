@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench serve lint clean venv chromium
+.PHONY: demo test bench serve lint clean venv chromium espeak
 CHROMIUM ?= /usr/bin/chromium
+ESPEAK ?= espeak-ng
 
 venv: $(STAMP)
 
@@ -27,14 +28,22 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "No Chromium at $(CHROMIUM): the browser tests will be skipped (apt-get install chromium)"; fi; }
 
+## espeak: Debian's espeak-ng, which renders prompt clips (`manage.py prompts render-audio`; optional in production)
+espeak:
+	@command -v $(ESPEAK) >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's espeak-ng for the prompt-audio tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; \
+	else echo "No $(ESPEAK): the prompt-audio tests will be skipped (apt-get install espeak-ng)"; fi; }
+
 ## test: the whole suite (set TEST_DATABASE_URL to run the database tests on PostgreSQL too)
-test: $(STAMP) chromium
+test: $(STAMP) chromium espeak
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: webhook latency under gunicorn vs a bare Flask floor, and in-process calls per second
 bench: $(STAMP)
 	$(BIN)/python benchmarks/webhooks.py
 	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/feedback.py
 
 ## serve: the web app on http://127.0.0.1:5000 (development server)
 serve: $(STAMP)

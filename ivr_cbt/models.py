@@ -164,6 +164,8 @@ class CheckIn(Base):
             sqlite_where=sa.text("kind = 'daily'"),
             postgresql_where=sa.text("kind = 'daily'"),
         ),
+        # Every kind of a patient's week at once (the weekly summaries of ivr_cbt/feedback/).
+        sa.Index("ix_checkins_patient_id_week", "patient_id", "week"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

@@ -150,7 +150,7 @@ class Renderer:
             elif isinstance(output, spec.Prompt):
                 words.append(close_sentence(self.catalogue.text(output.id, lang.code), output.end))
             elif isinstance(output, spec.SayValue):
-                clips = self.catalogue.number_clips(output.value, lang.code) if output.say_as == "number" else None
+                clips = self._value_clips(output, lang.code)
                 if clips:
                     for clip in clips:
                         play(clip)
@@ -164,3 +164,12 @@ class Renderer:
                 parent.play(output.url)
         flush()
         pending.clear()
+
+    def _value_clips(self, output: spec.SayValue, language: str) -> list[str] | None:
+        """Number clips that say a value: the number, or each digit of a phone number in turn."""
+        if output.say_as == "number":
+            return self.catalogue.number_clips(output.value, language)
+        digits = [self.catalogue.number_clips(digit, language) for digit in output.value if digit.isdigit()]
+        if not digits or any(clip is None for clip in digits):
+            return None
+        return [clip for clips in digits for clip in clips]

@@ -289,19 +289,22 @@ def _week_data(conn: sa.Connection) -> tuple[dict[int, dict[int, WeekData]], dic
     statuses: dict[tuple[int, int], str] = {}
     daily_done: dict[tuple[int, int], set[int]] = defaultdict(set)
     stamps: dict[int, datetime] = {}
-    for row in rows:
-        key = (row.patient_id, row.week)
-        if row.week == row.due_week:
-            stamps[row.patient_id] = max(stamps.get(row.patient_id, EPOCH), row.updated_at)
-        if row.kind == CheckinKind.DAILY:
-            answers = daily[key].setdefault(row.id, {})
-            if row.status == CheckinStatus.COMPLETE.value:
-                daily_done[key].add(row.id)
+    daily_kind, complete = CheckinKind.DAILY, CheckinStatus.COMPLETE
+    for patient_id, checkin_id, week, kind, status, updated_at, due_week, item_key, value in rows:
+        key = (patient_id, week)
+        if week == due_week and (patient_id not in stamps or updated_at > stamps[patient_id]):
+            stamps[patient_id] = updated_at
+        if kind == daily_kind:
+            answers = daily[key].setdefault(checkin_id, {})
+            if status == complete:
+                daily_done[key].add(checkin_id)
         else:
-            answers = weekly.setdefault(key, {})
-            statuses[key] = str(row.status)
-        if row.item_key is not None:
-            answers[row.item_key] = row.value
+            answers = weekly.get(key)
+            if answers is None:
+                answers = weekly[key] = {}
+                statuses[key] = str(status)
+        if item_key is not None:
+            answers[item_key] = value
     weeks: dict[int, dict[int, WeekData]] = defaultdict(dict)
     for key in set(weekly) | set(daily):
         patient_id, week = key

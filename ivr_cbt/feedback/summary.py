@@ -16,7 +16,7 @@ for week ``w + 1`` win.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ivr_cbt import clinical
 from ivr_cbt.feedback.program import Program
@@ -139,7 +139,10 @@ class Summary:
         return self.practice_days >= self.goals.practice_days
 
     def to_json(self) -> dict:
-        data = asdict(self)
+        # By hand, not dataclasses.asdict: that deep-copies, and the job writes 100,000 of these.
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data["goals"] = {"steps": self.goals.steps, "practice_days": self.goals.practice_days}
+        data["next_goals"] = {"steps": self.next_goals.steps, "practice_days": self.next_goals.practice_days}
         data["flags"] = list(self.flags)
         data.update(
             pain_change_last_week=self.pain_change_last_week,
@@ -148,6 +151,9 @@ class Summary:
             practice_goal_met=self.practice_goal_met,
         )
         return data
+
+
+_FIELDS = tuple(f.name for f in fields(Summary))
 
 
 def _change(value, reference) -> float | None:

@@ -1,4 +1,5 @@
-"""Weekly feedback: messages, therapists' recordings, goal overrides; the message a call plays.
+"""Weekly feedback: messages, therapists' recordings, goal overrides; the message a call plays; an
+index on a patient's check-ins by week.
 
 Revision ID: 0005
 Revises: 0004
@@ -91,6 +92,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("patient_id", "week", name=op.f("pk_goal_overrides")),
     )
 
+    with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.create_index("ix_checkins_patient_id_week", ["patient_id", "week"], unique=False)
+
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.add_column(sa.Column("feedback_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("feedback_version", sa.Integer(), nullable=True))
@@ -108,6 +112,8 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_calls_feedback_id_feedback_messages"), type_="foreignkey")
         batch_op.drop_column("feedback_version")
         batch_op.drop_column("feedback_id")
+    with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.drop_index("ix_checkins_patient_id_week")
     op.drop_table("goal_overrides")
     with op.batch_alter_table("feedback_recordings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_feedback_recordings_message_id"))
