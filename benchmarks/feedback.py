@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402
+from benchmarks.common import fresh  # noqa: E402
 from ivr_cbt import db  # noqa: E402
 from ivr_cbt.feedback.jobs import generate_due  # noqa: E402
 from ivr_cbt.feedback.program import load_program  # noqa: E402
@@ -38,18 +39,8 @@ def cohort(n: int) -> list[Virtual]:
     return [Virtual("automated" if i % 2 else "guided", {0: Week(pain=3 + i % 7, calls=("human",))}) for i in range(n)]
 
 
-def fresh(url: str) -> None:
-    if url.startswith("postgresql"):
-        admin = sa.create_engine(url.split("?")[0])
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-            conn.exec_driver_sql(f"CREATE SCHEMA {SCHEMA}")
-        admin.dispose()
-    db.upgrade_database(url)
-
-
 def measure(url: str, n: int) -> tuple:
-    fresh(url)
+    fresh(url, SCHEMA)
     engine = db.make_engine(url)
     started = time.perf_counter()
     insert_cohort(engine, cohort(n))
@@ -78,13 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-feedback-"))
-    databases = [("SQLite", lambda n: f"sqlite:///{tmp / f'feedback-{n}.sqlite'}")]
-    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if pg:
-        url = sa.engine.make_url(pg).update_query_dict({"options": f"-csearch_path={SCHEMA}"})
-        pg_url = url.render_as_string(hide_password=False)
-        databases.append(("PostgreSQL", lambda _n: pg_url))
+    databases = common.databases("feedback", SCHEMA)
     print(f"Weekly feedback generation: one week of data per patient; {os.cpu_count()} cores")
     header = ("patients", 9), ("insert s", 9), ("generate s", 11), ("messages/s", 11), ("statements", 11)
     header += (("idle run s", 11),)
@@ -93,11 +78,7 @@ def main() -> None:
         for n in args.sizes:
             n, insert_s, generate_s, rate, queries, idle_s = measure(url_for(n), n)
             print(f"{label:<11}{n:>9} {insert_s:>9.1f} {generate_s:>11.2f} {rate:>11.0f} {queries:>11} {idle_s:>11.2f}")
-    if pg:
-        admin = sa.create_engine(pg)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-        admin.dispose()
+    common.drop(SCHEMA)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402
+from benchmarks.common import fresh  # noqa: E402
 from ivr_cbt import db  # noqa: E402
 from ivr_cbt.report import Options, outcome_report  # noqa: E402
 from ivr_cbt.report.extract import extract  # noqa: E402
@@ -60,20 +61,8 @@ def cohort(n: int, seed: int = 1) -> list[Virtual]:
     return patients
 
 
-def fresh(url: str) -> None:
-    engine = db.make_engine(url)
-    if engine.dialect.name == "postgresql":
-        admin = sa.create_engine(url.split("?")[0])
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-            conn.exec_driver_sql(f"CREATE SCHEMA {SCHEMA}")
-        admin.dispose()
-    engine.dispose()
-    db.upgrade_database(url)
-
-
 def measure(url: str, n: int, repeat: int) -> tuple:
-    fresh(url)
+    fresh(url, SCHEMA)
     engine = db.make_engine(url)
     patients = cohort(n)
     started = time.perf_counter()
@@ -108,14 +97,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-report-"))
-    databases = [("SQLite", lambda n: f"sqlite:///{tmp / f'report-{n}.sqlite'}")]
-    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if pg:
-        url = sa.engine.make_url(pg).update_query_dict({"options": f"-csearch_path={SCHEMA}"})
-        pg_url = url.render_as_string(hide_password=False)
-        databases.append(("PostgreSQL", lambda _n: pg_url))
-
+    databases = common.databases("report", SCHEMA)
     print(f"Outcome report: weeks {WEEKS[0]}-13, 26, 39; median of {args.repeat} runs; {os.cpu_count()} cores")
     header = ("patients", 9), ("check-ins", 10), ("answers", 9), ("insert s", 9), ("report s", 9)
     header += ("of which SQL s", 15), ("render md+svg s", 16)
@@ -127,11 +109,7 @@ def main() -> None:
                 f"{label:<11}{n:>9} {checkins:>10} {answers:>9} {insert_s:>9.2f} {total:>9.3f} "
                 f"{sql:>15.3f} {rendering:>16.3f}"
             )
-    if pg:
-        admin = sa.create_engine(pg)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-        admin.dispose()
+    common.drop(SCHEMA)
 
 
 if __name__ == "__main__":

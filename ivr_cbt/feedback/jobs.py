@@ -358,7 +358,16 @@ def _regenerate(conn: sa.Connection, program: Program, now: datetime, report: Ge
         _checkins.c.week == _messages.c.week,
         _checkins.c.updated_at > sa.func.coalesce(_messages.c.source_stamp, EPOCH),
     )
-    stale = conn.execute(
+    stale = conn.execute(_undelivered().where(changed.exists()).order_by(_messages.c.id)).all()
+    for chunk in _one_per_patient(stale, BATCH):
+        built = {b.patient.id: b for b in build(conn, program, [(m, m.message_week) for m in chunk])}
+        for message in chunk:
+            _refresh(conn, message, built[message.id], now, report)
+
+
+def _undelivered() -> sa.Select:
+    """Messages that can still change, with their patient's columns (what ``build`` and ``_refresh`` need)."""
+    return (
         sa.select(
             _messages.c.id.label("message_id"),
             _messages.c.week.label("message_week"),
@@ -367,16 +376,8 @@ def _regenerate(conn: sa.Connection, program: Program, now: datetime, report: Ge
             *_PATIENT_COLUMNS,
         )
         .join(_patients, _patients.c.id == _messages.c.patient_id)
-        .where(
-            _messages.c.status.in_([FeedbackStatus.PENDING_REVIEW.value, FeedbackStatus.READY.value]),
-            changed.exists(),
-        )
-        .order_by(_messages.c.id)
-    ).all()
-    for chunk in _one_per_patient(stale, BATCH):
-        built = {b.patient.id: b for b in build(conn, program, [(m, m.message_week) for m in chunk])}
-        for message in chunk:
-            _refresh(conn, message, built[message.id], now, report)
+        .where(_messages.c.status.in_([FeedbackStatus.PENDING_REVIEW.value, FeedbackStatus.READY.value]))
+    )
 
 
 def _one_per_patient(rows: Sequence[sa.Row], size: int) -> Iterable[list[sa.Row]]:
@@ -456,19 +457,7 @@ def rebuild(conn: sa.Connection, program: Program, patient_id: int, week: int, n
     """Rebuild the patient's message for ``week`` if it is not delivered yet (a goal changed); in the
     caller's transaction. Returns True if there was one to look at."""
     message = conn.execute(
-        sa.select(
-            _messages.c.id.label("message_id"),
-            _messages.c.week.label("message_week"),
-            _messages.c.edited,
-            _messages.c.segments,
-            *_PATIENT_COLUMNS,
-        )
-        .join(_patients, _patients.c.id == _messages.c.patient_id)
-        .where(
-            _messages.c.patient_id == patient_id,
-            _messages.c.week == week,
-            _messages.c.status.in_([FeedbackStatus.PENDING_REVIEW.value, FeedbackStatus.READY.value]),
-        )
+        _undelivered().where(_messages.c.patient_id == patient_id, _messages.c.week == week)
     ).one_or_none()
     if message is None:
         return False
