@@ -121,6 +121,10 @@ class UnknownCall(LookupError):
     pass
 
 
+class MismatchedEvent(ValueError):
+    """The end of a playback reported where the call waits for keys, or keys where it waits for a playback."""
+
+
 @dataclass
 class _Turn:
     """What one webhook turn learns and changes, applied in one UPDATE at the end."""
@@ -221,6 +225,8 @@ class CallService:
         state = call.flow_state
         if seq != call.step or not state or state.get("node") is None:
             return call.last_twiml or self._hangup(call.language), []  # duplicate, stale or finished
+        if isinstance(event, spec.Played) != bool(state.get("playing")):
+            raise MismatchedEvent(call_sid)
         flow = self.settings.flows[call.flow_id]
         step = engine.resume(flow, state, event, settings=self.settings.flow_settings)
         turn = _Turn(call, call.patient_id, call.checkin_id, call.language, _feedback_of(call))

@@ -9,7 +9,7 @@ from twilio.request_validator import RequestValidator, compare
 
 from ivr_cbt import alerts, db, telephony
 from ivr_cbt.callflow import spec
-from ivr_cbt.calls import CALL_STATUSES, Answered, CallService, StatusReport, UnknownCall
+from ivr_cbt.calls import CALL_STATUSES, Answered, CallService, MismatchedEvent, StatusReport, UnknownCall
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 media_bp = Blueprint("media", __name__)
@@ -99,6 +99,8 @@ def step():
         return _twiml(*_service().step(_field("CallSid", CALL_SID), int(seq), _event()))
     except UnknownCall:
         abort(400, description="unknown call")
+    except MismatchedEvent:
+        abort(400, description="this step does not wait for that")
 
 
 def _attempt_id() -> int | None:

@@ -163,6 +163,19 @@ def test_a_step_with_an_unknown_event_is_malformed_and_changes_nothing(app, clie
     assert messages(app, patient)[0].status == FeedbackStatus.READY
 
 
+def test_an_end_of_playback_where_the_call_waits_for_keys_and_keys_where_it_waits_for_playback_are_400(
+    app, client, waiting
+):
+    patient = waiting(phone=PHONE)
+    response = signed_post(client, "/voice/answer", answer_params(sid(1), from_=PHONE))
+    at_pin = gather_action(twiml(response))
+    assert signed_post(client, at_pin + "&e=played", {"CallSid": sid(1)}).status_code == 400
+    path = played_path(walk_to_the_message(client, n=2))
+    assert signed_post(client, path.replace("&e=played", ""), {"CallSid": sid(2), "Digits": "1"}).status_code == 400
+    assert messages(app, patient)[0].status == FeedbackStatus.READY
+    assert signed_post(client, path, {"CallSid": sid(2)}).status_code == 200  # the real one still works
+
+
 def test_a_message_regenerated_while_it_plays_is_not_marked_delivered(app, client, waiting):
     patient = waiting(phone=PHONE)
     path = played_path(walk_to_the_message(client))
