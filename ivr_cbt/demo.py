@@ -13,7 +13,9 @@ from flask import Flask
 
 from ivr_cbt import audit, db
 from ivr_cbt.calls import DEFAULT_FLOW
-from ivr_cbt.models import CallAttempt, CheckIn, CheckinKind, Patient
+from ivr_cbt.feedback import generate
+from ivr_cbt.feedback.segments import script
+from ivr_cbt.models import CallAttempt, CheckIn, CheckinKind, FeedbackMessage, FeedbackMode, Patient
 from ivr_cbt.patients import NewPatient, enrol
 from ivr_cbt.simulator.callees import CalleeBook, Pickup
 from ivr_cbt.simulator.runner import simulated_time
@@ -35,6 +37,7 @@ class DemoPatient:
     call_time: time
     story: str
     pickups: tuple[Pickup, ...]  # what happens on each call the scheduler places
+    mode: FeedbackMode = FeedbackMode.AUTOMATED
 
 
 DEMO_PATIENTS = (
@@ -71,6 +74,7 @@ DEMO_PATIENTS = (
         "has an answering machine take Wednesday's call, then answers the retry in Spanish "
         "with invalid keys and speech",
         (Pickup("machine"), Pickup("answer", "1357,12,4,99,*,7,speech:tres mil quinientos@0.45,1,9,8,9,2")),
+        FeedbackMode.GUIDED,
     ),
 )
 
@@ -101,7 +105,10 @@ def run_demo(app: Flask, echo: Callable[[str], None], now: datetime | None = Non
     try:
         with simulated_time(app, week_start):
             ids = _enrol(app, monday, week_start)
-            echo(f"Enrolled {len(ids)} demo patients, in program week 1. Simulating the week of {monday:%d %b %Y}...")
+            echo(
+                f"Enrolled {len(ids)} demo patients, starting the program (week 0, the baseline). "
+                f"Simulating the week of {monday:%d %b %Y}..."
+            )
             reports = advance(app, week_start + timedelta(days=7))
     finally:
         app.extensions["telephony"] = saved[0]
@@ -130,6 +137,8 @@ def run_demo(app: Flask, echo: Callable[[str], None], now: datetime | None = Non
     echo(week_log(app, ids))
     with db.session_scope(app) as session:
         audit.record(session, now, "demo", "week_log_viewed", patient_ids=ids)
+    echo("")
+    _feedback_week(app, echo, ids, week_start + timedelta(days=7))
     from ivr_cbt.dashboard.demo import seed
 
     seed(app, echo, now)
@@ -137,6 +146,42 @@ def run_demo(app: Flask, echo: Callable[[str], None], now: datetime | None = Non
     echo("Next: `make test` runs the test suite; `python manage.py export attempts --format json` lists these calls;")
     echo('`python manage.py simulate call --patient ID --keys "PIN,5,7,4200#,3,2"` plays another call.')
     return ids
+
+
+def _feedback_week(app: Flask, echo: Callable[[str], None], ids: list[int], next_monday: datetime) -> None:
+    """The week closes: the feedback job builds each patient's message; Ana hears hers on Monday's call."""
+    book = CalleeBook(app, {DEMO_PATIENTS[0].phone: [Pickup("answer", "1234,4,7,4600#,4,2,1")]})
+    saved = app.extensions["telephony"], app.extensions.pop("dispatcher", None)
+    app.extensions["telephony"] = MockTelephony(answer=book)
+    try:
+        with simulated_time(app, next_monday + timedelta(hours=4)):  # past midnight in every demo zone
+            report = generate(app, app.extensions["clock"].now())
+            echo(f"Sunday midnight, in each patient's own time zone, week 0 closed: the feedback job {report}.")
+            with db.session_scope(app) as session:
+                messages = session.scalars(
+                    sa.select(FeedbackMessage).where(FeedbackMessage.patient_id.in_(ids)).order_by(FeedbackMessage.id)
+                ).all()
+                catalogue = app.extensions["voice_settings"].renderer.catalogue
+                for message in messages:
+                    mode = "guided: waits for the therapist" if message.mode == "guided" else message.mode.value
+                    echo(f"  patient {message.patient_id} ({mode}): {message.status.value}")
+                audit.record(session, next_monday, "demo", "feedback_previewed", patient_ids=ids)
+            first = messages[0]
+            echo("")
+            echo(f"Patient {first.patient_id}'s message, as assembled from recorded segments and her numbers:")
+            echo("  " + script(first.segments, lambda pid: catalogue.text(pid, first.language)))
+            advance(app, next_monday + timedelta(hours=16))  # Monday 10:00 in New York, and the morning after
+    finally:
+        app.extensions["telephony"] = saved[0]
+        app.extensions.pop("dispatcher", None)
+        if saved[1] is not None:
+            app.extensions["dispatcher"] = saved[1]
+    for number, _, result in book.results:
+        if number == DEMO_PATIENTS[0].phone:
+            echo("")
+            echo(f"=== Patient {ids[0]}, the next Monday: the check-in, then her message (1 = hear it again)")
+            echo(result.text())
+            echo(f"--      {result.status}, {result.duration_s} s")
 
 
 def _enrol(app: Flask, monday, week_start: datetime) -> list[int]:
@@ -153,7 +198,8 @@ def _enrol(app: Flask, monday, week_start: datetime) -> list[int]:
                     demo.pin,
                     demo.timezone,
                     demo.language,
-                    monday - timedelta(days=7),
+                    monday,
+                    feedback_mode=demo.mode,
                     call_day=demo.call_day,
                     call_time=demo.call_time,
                 ),
