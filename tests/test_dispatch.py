@@ -102,7 +102,7 @@ def test_a_completed_check_in_ends_the_slot_and_plans_next_week(app, add_patient
     assert checkins(app, patient)[0]["status"] == "complete"
 
 
-@pytest.mark.parametrize("outcome", ["no-answer", "busy", "failed"])
+@pytest.mark.parametrize("outcome", ["no-answer", "busy", "failed", "canceled"])
 def test_an_unanswered_call_is_retried_30_minutes_later(app, add_patient, telephony, outcome):
     patient = add_patient()
     tick(app, T0)
@@ -276,6 +276,50 @@ def test_an_attempt_that_may_have_reached_the_provider_is_never_blindly_redialle
     assert report.unconfirmed == 1
     assert [(a["attempt"], a["outcome"]) for a in attempts(app, patient)][:2] == [(0, "unconfirmed"), (1, None)]
     assert telephony.placed_calls == []
+
+
+class ProcessDied(BaseException):
+    """Stands for the dispatcher process dying (SIGKILL, power loss) at that point."""
+
+
+def test_a_dispatcher_that_dies_while_the_provider_is_asked_leaves_the_attempt_ambiguous(app, add_patient, telephony):
+    patient = add_patient()
+    asked = []
+
+    def die_while_asked(request):
+        asked.append(request)
+        raise ProcessDied  # the request may or may not have reached the provider
+
+    telephony.place_call = die_while_asked
+    with pytest.raises(ProcessDied):
+        tick(app, T0)
+    assert [a["state"] for a in attempts(app, patient)] == ["placing"]  # recorded before the provider was asked
+    del telephony.place_call  # a new process, a working provider
+    assert tick(app, T0 + timedelta(seconds=30)).placed == 0  # the dead process's lease still holds
+    report = tick(app, T0 + timedelta(minutes=3))
+    assert (report.ambiguous, report.placed) == (1, 0)
+    assert tick(app, T0 + timedelta(minutes=10)).placed == 0
+    assert len(asked) == 1 and telephony.placed_calls == []  # never dialled again
+
+
+def test_a_placed_call_that_never_reports_is_concluded_lost_and_retried(app, add_patient, telephony):
+    patient = add_patient()
+    assert tick(app, T0).placed == 1
+    assert tick(app, T0 + timedelta(minutes=119)).lost == 0  # LOST_AFTER_MINUTES is 120
+    report = tick(app, T0 + timedelta(minutes=121))
+    assert report.lost == 1
+    lost, retry = attempts(app, patient)
+    assert (lost["state"], lost["outcome"], retry["attempt"], retry["state"]) == ("done", "lost", 1, "pending")
+    # The retry counts from when the call was found lost, inside the window.
+    assert local(datetime.fromisoformat(retry["due_at"])) == datetime(2026, 3, 2, 12, 31)
+
+
+def test_a_status_callback_after_the_call_was_given_up_as_lost_changes_nothing(app, add_patient, telephony):
+    patient = add_patient()
+    tick(app, T0)
+    tick(app, T0 + timedelta(minutes=121))
+    finish(app, telephony, "no-answer", index=0)  # very late
+    assert [(a["attempt"], a["outcome"]) for a in attempts(app, patient)] == [(0, "lost"), (1, None)]
 
 
 def test_an_ambiguous_attempt_that_rings_after_all_is_linked_by_its_webhooks(app, add_patient, telephony):
