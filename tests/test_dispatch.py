@@ -395,6 +395,32 @@ def test_pacing_spaces_calls_at_the_configured_rate(make_app, add_patient, telep
     assert again == pytest.approx([2.5])
 
 
+def test_with_pacing_each_call_is_written_down_before_the_dispatcher_waits(make_app, add_patient, telephony):
+    app = make_app(DISPATCH_CPS=2)
+    patients = [add_patient() for _ in range(3)]
+    dispatcher = process.dispatcher(app)
+    seen = []
+
+    def wait(seconds):
+        # Another connection sees every call placed so far as placed: nothing is held while waiting
+        # (on SQLite an open transaction would also hold the write lock the webhooks need).
+        seen.append([a["state"] for p in patients for a in attempts(app, p)])
+
+    dispatcher.sleep = wait
+    assert dispatcher.tick(T0).placed == 3
+    assert seen == [["placed", "placing", "placing"], ["placed", "placed", "placing"]]
+
+
+def test_a_status_callback_that_beats_the_dispatcher_still_leaves_a_complete_call_row(app, add_patient, book):
+    patient = add_patient()
+    book.add(rows(app, Patient)[0].phone, Pickup("busy"))  # answered by a busy signal before place_call returns
+    tick(app, T0)
+    (call,) = rows(app, Call)
+    (attempt,) = [a for a in rows(app, CallAttempt) if a.outcome == "busy"]
+    assert (call.patient_id, call.attempt_id, call.status) == (patient, attempt.id, "busy")
+    assert attempt.call_sid == call.call_sid
+
+
 def test_the_concurrency_cap_limits_calls_in_flight(make_app, add_patient, telephony):
     app = make_app(DISPATCH_CPS=0, MAX_CONCURRENT_CALLS=2)
     for _ in range(5):
