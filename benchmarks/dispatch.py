@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -283,8 +284,8 @@ def main() -> None:
         f"Dispatch tick: {args.due} due attempts, mock adapter (record only), pacing off; "
         f"median and max of {args.repeat} ticks; {os.cpu_count()} cores"
     )
+    setups: list[Setup] = []
     try:
-        setups = []
         for label, url_for in databases:
             for n in args.sizes:
                 url = fresh_database(url_for(n), f"{SCHEMA}_{n}")
@@ -299,6 +300,9 @@ def main() -> None:
             for setup in setups:
                 run_tick(setup)
     finally:
+        for setup in setups:
+            setup.engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)  # the 100,000-patient SQLite file is about 0.5 GB
         if pg:
             admin = sa.create_engine(pg)
             with admin.begin() as conn:

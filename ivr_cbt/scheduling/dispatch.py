@@ -357,9 +357,9 @@ class Dispatcher:
 
         Two statements for the whole list (ivr_cbt/scheduling/bulk.py): a tick of 1,000 calls
         without pacing would otherwise spend most of its time on 3,000 round trips and 1,000
-        commits. Until this commits, the attempts stay ``placing``: a dispatcher that dies here leaves them to become
-        ambiguous, never re-dialled, and their webhooks link them, exactly as for one call.
-        Webhooks may also arrive first (the mock adapter answers during ``place_call``): then the
+        commits. Until this commits, the attempts stay ``placing``: a dispatcher that dies here
+        leaves them to become ambiguous, never re-dialled, and their webhooks link them, exactly
+        as for one call. Webhooks may also arrive first (the mock adapter answers during ``place_call``): then the
         attempt is already placed or done and keeps its state, and the call row the webhook made
         keeps its values, only gaining the patient and attempt if it was made without them.
         """
