@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -15,7 +15,7 @@ from sqlalchemy import orm
 from ivr_cbt import audit
 from ivr_cbt.models import Cadence, FeedbackMode, Patient, PatientStatus
 from ivr_cbt.scheduling.attempts import SchedulingSettings, patient_row, plan_first
-from ivr_cbt.scheduling.slots import DEFAULT_WINDOW, Schedule
+from ivr_cbt.scheduling.slots import DEFAULT_PROGRAM_WEEKS, DEFAULT_WINDOW, Schedule
 from ivr_cbt.scheduling.slots import problems as schedule_problems
 from ivr_cbt.security import hash_pin
 
@@ -42,7 +42,7 @@ class NewPatient:
     window_start: time = DEFAULT_WINDOW[0]
     window_end: time = DEFAULT_WINDOW[1]
     cadence: Cadence = Cadence.WEEKLY
-    program_weeks: int = 11
+    program_weeks: int | None = None  # default: the program's PROGRAM_WEEKS (SchedulingSettings)
 
     def schedule(self, follow_up_weeks: tuple[int, ...] = ()) -> Schedule:
         return Schedule(
@@ -53,7 +53,7 @@ class NewPatient:
             window_start=self.window_start,
             window_end=self.window_end,
             cadence=str(self.cadence),
-            program_weeks=self.program_weeks,
+            program_weeks=DEFAULT_PROGRAM_WEEKS if self.program_weeks is None else self.program_weeks,
             follow_up_weeks=follow_up_weeks,
         )
 
@@ -103,6 +103,8 @@ def enrol(
 ) -> Patient:
     """Validate and add a patient with a fresh patient code, and plan their first call if
     ``scheduling`` is given; raise InvalidPatient if refused."""
+    if new.program_weeks is None and scheduling is not None:
+        new = replace(new, program_weeks=scheduling.program_weeks)
     problems = validate(new, languages)
     if not problems and session.scalar(sa.select(Patient.id).where(Patient.phone == new.phone)):
         problems.append("a patient with this phone number is already enrolled")

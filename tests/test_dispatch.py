@@ -102,7 +102,7 @@ def test_a_completed_check_in_ends_the_slot_and_plans_next_week(app, add_patient
     assert checkins(app, patient)[0]["status"] == "complete"
 
 
-@pytest.mark.parametrize("outcome", ["no-answer", "busy", "failed"])
+@pytest.mark.parametrize("outcome", ["no-answer", "busy", "failed", "canceled"])
 def test_an_unanswered_call_is_retried_30_minutes_later(app, add_patient, telephony, outcome):
     patient = add_patient()
     tick(app, T0)
@@ -278,6 +278,50 @@ def test_an_attempt_that_may_have_reached_the_provider_is_never_blindly_redialle
     assert telephony.placed_calls == []
 
 
+class ProcessDied(BaseException):
+    """Stands for the dispatcher process dying (SIGKILL, power loss) at that point."""
+
+
+def test_a_dispatcher_that_dies_while_the_provider_is_asked_leaves_the_attempt_ambiguous(app, add_patient, telephony):
+    patient = add_patient()
+    asked = []
+
+    def die_while_asked(request):
+        asked.append(request)
+        raise ProcessDied  # the request may or may not have reached the provider
+
+    telephony.place_call = die_while_asked
+    with pytest.raises(ProcessDied):
+        tick(app, T0)
+    assert [a["state"] for a in attempts(app, patient)] == ["placing"]  # recorded before the provider was asked
+    del telephony.place_call  # a new process, a working provider
+    assert tick(app, T0 + timedelta(seconds=30)).placed == 0  # the dead process's lease still holds
+    report = tick(app, T0 + timedelta(minutes=3))
+    assert (report.ambiguous, report.placed) == (1, 0)
+    assert tick(app, T0 + timedelta(minutes=10)).placed == 0
+    assert len(asked) == 1 and telephony.placed_calls == []  # never dialled again
+
+
+def test_a_placed_call_that_never_reports_is_concluded_lost_and_retried(app, add_patient, telephony):
+    patient = add_patient()
+    assert tick(app, T0).placed == 1
+    assert tick(app, T0 + timedelta(minutes=119)).lost == 0  # LOST_AFTER_MINUTES is 120
+    report = tick(app, T0 + timedelta(minutes=121))
+    assert report.lost == 1
+    lost, retry = attempts(app, patient)
+    assert (lost["state"], lost["outcome"], retry["attempt"], retry["state"]) == ("done", "lost", 1, "pending")
+    # The retry counts from when the call was found lost, inside the window.
+    assert local(datetime.fromisoformat(retry["due_at"])) == datetime(2026, 3, 2, 12, 31)
+
+
+def test_a_status_callback_after_the_call_was_given_up_as_lost_changes_nothing(app, add_patient, telephony):
+    patient = add_patient()
+    tick(app, T0)
+    tick(app, T0 + timedelta(minutes=121))
+    finish(app, telephony, "no-answer", index=0)  # very late
+    assert [(a["attempt"], a["outcome"]) for a in attempts(app, patient)] == [(0, "lost"), (1, None)]
+
+
 def test_an_ambiguous_attempt_that_rings_after_all_is_linked_by_its_webhooks(app, add_patient, telephony):
     patient = add_patient()
 
@@ -349,6 +393,32 @@ def test_pacing_spaces_calls_at_the_configured_rate(make_app, add_patient, telep
     add_patient()
     dispatcher.tick(T0)  # the shared pacing row remembers the last reservation
     assert again == pytest.approx([2.5])
+
+
+def test_with_pacing_each_call_is_written_down_before_the_dispatcher_waits(make_app, add_patient, telephony):
+    app = make_app(DISPATCH_CPS=2)
+    patients = [add_patient() for _ in range(3)]
+    dispatcher = process.dispatcher(app)
+    seen = []
+
+    def wait(seconds):
+        # Another connection sees every call placed so far as placed: nothing is held while waiting
+        # (on SQLite an open transaction would also hold the write lock the webhooks need).
+        seen.append([a["state"] for p in patients for a in attempts(app, p)])
+
+    dispatcher.sleep = wait
+    assert dispatcher.tick(T0).placed == 3
+    assert seen == [["placed", "placing", "placing"], ["placed", "placed", "placing"]]
+
+
+def test_a_status_callback_that_beats_the_dispatcher_still_leaves_a_complete_call_row(app, add_patient, book):
+    patient = add_patient()
+    book.add(rows(app, Patient)[0].phone, Pickup("busy"))  # answered by a busy signal before place_call returns
+    tick(app, T0)
+    (call,) = rows(app, Call)
+    (attempt,) = [a for a in rows(app, CallAttempt) if a.outcome == "busy"]
+    assert (call.patient_id, call.attempt_id, call.status) == (patient, attempt.id, "busy")
+    assert attempt.call_sid == call.call_sid
 
 
 def test_the_concurrency_cap_limits_calls_in_flight(make_app, add_patient, telephony):

@@ -70,6 +70,7 @@ _FINISH = (
 @dataclass(frozen=True)
 class SchedulingSettings:
     ladder: tuple[RetryStep, ...]
+    program_weeks: int  # for patients enrolled from now on; each patient keeps their own
     follow_up_weeks: tuple[int, ...]
     cps: float
     max_concurrent: int
@@ -82,6 +83,7 @@ class SchedulingSettings:
     def from_config(cls, config) -> SchedulingSettings:
         return cls(
             ladder=slot_rules.parse_ladder(config["RETRY_LADDER"]),
+            program_weeks=int(config["PROGRAM_WEEKS"]),
             follow_up_weeks=tuple(int(w) for w in str(config["FOLLOW_UP_WEEKS"]).split(",") if w.strip()),
             cps=float(config["DISPATCH_CPS"]),
             max_concurrent=int(config["MAX_CONCURRENT_CALLS"]),

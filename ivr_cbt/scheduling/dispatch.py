@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from ivr_cbt.calls import VoiceSettings, record_placed_call
+from ivr_cbt.calls import VoiceSettings
 from ivr_cbt.db import insert_ignoring_conflicts
 from ivr_cbt.models import (
     AttemptState,
@@ -37,6 +37,7 @@ from ivr_cbt.models import (
     PatientStatus,
 )
 from ivr_cbt.scheduling import attempts as queue
+from ivr_cbt.scheduling import bulk
 from ivr_cbt.scheduling import slots as slot_rules
 from ivr_cbt.scheduling.slots import DAILY_FLOW
 from ivr_cbt.telephony import CallRequest, Telephony, TelephonyError
@@ -50,7 +51,22 @@ _attempts, _patients, _checkins, _calls, _pacing = (
     Call.__table__,
     DispatchPacing.__table__,
 )
-CHUNK = 50
+# Attempts marked "placing" (committed) at a time before their calls are placed. If a dispatcher
+# dies, those of its chunk not yet placed become ambiguous and wait UNCONFIRMED_AFTER_MINUTES
+# before the ladder retries them; a larger chunk means fewer commits (each one waits for the disk).
+CHUNK = 200
+# What a tick needs of each claimed attempt and its patient (each column read costs, times 1,000).
+_CLAIMED = sa.select(
+    _attempts.c.id,
+    _attempts.c.patient_id,
+    _attempts.c.flow_id,
+    _attempts.c.week,
+    _attempts.c.slot_local,
+    _attempts.c.slot_deadline,
+    _patients.c.phone,
+    _patients.c.language,
+    *(c for c in queue.SCHEDULE_COLUMNS if c.name != "id"),
+).join(_patients, _patients.c.id == _attempts.c.patient_id)
 
 
 def worker_name() -> str:
@@ -138,13 +154,18 @@ class Dispatcher:
         for attempt_id in list(unconfirmed):
             if queue.conclude(conn, attempt_id, "unconfirmed", self.settings, now):
                 report.unconfirmed += 1
-        lost = conn.execute(
-            sa.select(_attempts.c.id).where(
-                _attempts.c.state.in_([AttemptState.PLACED.value, AttemptState.AMBIGUOUS.value]),
-                _attempts.c.updated_at < now - self.settings.lost_after,
-            )
-        ).scalars()
-        for attempt_id in list(lost):
+        # One query per state: "state IN (a, b)" lets SQLite, once ANALYZE has seen that most rows
+        # share a few states, scan the whole table (every patient's history); "state = a" uses the index.
+        lost = [
+            attempt_id
+            for state in (AttemptState.PLACED, AttemptState.AMBIGUOUS)
+            for attempt_id in conn.execute(
+                sa.select(_attempts.c.id).where(
+                    _attempts.c.state == state.value, _attempts.c.updated_at < now - self.settings.lost_after
+                )
+            ).scalars()
+        ]
+        for attempt_id in lost:
             if queue.conclude(conn, attempt_id, "lost", self.settings, now):
                 report.lost += 1
         conn.commit()
@@ -186,17 +207,12 @@ class Dispatcher:
         )
         conn.execute(
             sa.update(_attempts)
-            .where(_attempts.c.id.in_(ids))
+            .where(bulk.one_of(conn.dialect.name, _attempts.c.id, ids))
             .values(state=AttemptState.CLAIMED.value, claimed_by=self.worker, lease_until=lease, updated_at=now)
         )
         conn.commit()
-        columns = [c for c in queue.SCHEDULE_COLUMNS if c.name != "id"]
-        return conn.execute(
-            sa.select(_attempts, _patients.c.phone, _patients.c.language, *columns)
-            .join(_patients, _patients.c.id == _attempts.c.patient_id)
-            .where(_attempts.c.id.in_(ids))
-            .order_by(_attempts.c.due_at, _attempts.c.id)
-        ).all()
+        claimed = _CLAIMED.where(bulk.one_of(conn.dialect.name, _attempts.c.id, ids))
+        return conn.execute(claimed.order_by(_attempts.c.due_at, _attempts.c.id)).all()
 
     # --- deciding and placing ----------------------------------------------------------------
 
@@ -213,9 +229,11 @@ class Dispatcher:
                 outcome = queue.conclude(conn, attempt.id, decision, self.settings, now)
                 if outcome:
                     report.count(outcome)
-        conn.commit()
+        # Each chunk is marked "placing" and committed before its first call is placed; the calls
+        # of the chunk before are written down in that same transaction (one commit, not two).
         for start in range(0, len(to_place), CHUNK):
             self._place_chunk(conn, to_place[start : start + CHUNK], now, report)
+        conn.commit()
 
     def _defer(self, conn: sa.Connection, attempt: sa.Row, now: datetime, report: TickReport) -> None:
         """Outside the call window (the dispatcher ran late): wait for the window to open, if the slot lasts."""
@@ -232,29 +250,32 @@ class Dispatcher:
         report.deferred += 1
 
     def _complete_checkins(self, conn: sa.Connection, batch: list[sa.Row]) -> set[tuple]:
-        """Keys of the batch's slots whose check-in is already complete (one query per kind)."""
+        """Keys of the batch's slots whose check-in is already complete (one query per kind).
+
+        Each query names the kind as a literal, as the partial unique indexes on (patient_id, week)
+        and (patient_id, day) do, so both databases can use them (a bound parameter, or a
+        (patient, week) tuple list, makes SQLite scan every check-in of every patient), and asks
+        for the batch's patients and weeks (or days), the exact pairs being picked out here.
+        """
         weekly = {(a.patient_id, a.week) for a in batch if a.flow_id != DAILY_FLOW}
         daily = {(a.patient_id, datetime.fromisoformat(a.slot_local).date()) for a in batch if a.flow_id == DAILY_FLOW}
         done: set[tuple] = set()
         complete = _checkins.c.status == CheckinStatus.COMPLETE.value
-        if weekly:
+        for kind, column, wanted in (
+            (CheckinKind.WEEKLY, _checkins.c.week, weekly),
+            (CheckinKind.DAILY, _checkins.c.day, daily),
+        ):
+            if not wanted:
+                continue
             rows = conn.execute(
-                sa.select(_checkins.c.patient_id, _checkins.c.week).where(
+                sa.select(_checkins.c.patient_id, column).where(
+                    _checkins.c.kind == sa.literal_column(f"'{kind.value}'"),
+                    bulk.one_of(conn.dialect.name, _checkins.c.patient_id, {p for p, _ in wanted}),
+                    bulk.one_of(conn.dialect.name, column, {period for _, period in wanted}),
                     complete,
-                    _checkins.c.kind == CheckinKind.WEEKLY.value,
-                    sa.tuple_(_checkins.c.patient_id, _checkins.c.week).in_(weekly),
                 )
             )
-            done |= {("weekly", r.patient_id, r.week) for r in rows}
-        if daily:
-            rows = conn.execute(
-                sa.select(_checkins.c.patient_id, _checkins.c.day).where(
-                    complete,
-                    _checkins.c.kind == CheckinKind.DAILY.value,
-                    sa.tuple_(_checkins.c.patient_id, _checkins.c.day).in_(daily),
-                )
-            )
-            done |= {("daily", r.patient_id, r.day) for r in rows}
+            done |= {(kind.value, patient, period) for patient, period in rows if (patient, period) in wanted}
         return done
 
     def _decide(self, attempt: sa.Row, complete: set[tuple], now: datetime) -> str:
@@ -280,7 +301,10 @@ class Dispatcher:
         placing = set(
             conn.execute(
                 sa.update(_attempts)
-                .where(_attempts.c.id.in_([a.id for a in chunk]), _attempts.c.state == AttemptState.CLAIMED.value)
+                .where(
+                    bulk.one_of(conn.dialect.name, _attempts.c.id, [a.id for a in chunk]),
+                    _attempts.c.state == AttemptState.CLAIMED.value,
+                )
                 .values(state=AttemptState.PLACING.value, updated_at=now)
                 .returning(_attempts.c.id)
             ).scalars()
@@ -289,11 +313,13 @@ class Dispatcher:
         chunk = [a for a in chunk if a.id in placing]
         start = self._reserve(conn, len(chunk), now)
         waited = 0.0
+        accepted: list[tuple[sa.Row, str]] = []  # placed, not yet written down
         for index, attempt in enumerate(chunk):
             if self.settings.cps > 0:
                 # Pace: the index-th call of the reservation starts index/cps seconds after its start.
                 wait = (start - now).total_seconds() + index / self.settings.cps - waited
                 if wait > 0:
+                    self._record_placed(conn, accepted, now)  # never hold unwritten calls while waiting
                     self.sleep(wait)
                     waited += wait
             request = CallRequest(
@@ -305,6 +331,7 @@ class Dispatcher:
             try:
                 placed = self.telephony.place_call(request)
             except TelephonyError as exc:
+                self._record_placed(conn, accepted, now)
                 if exc.ambiguous:
                     conn.execute(
                         sa.update(_attempts)
@@ -319,9 +346,27 @@ class Dispatcher:
                 conn.commit()
                 log.warning("attempt %s: %s", attempt.id, exc)
                 continue
-            record_placed_call(conn, attempt, placed.sid, now)
-            conn.commit()
+            accepted.append((attempt, placed.sid))
             report.placed += 1
+        self._record_placed(conn, accepted, now, commit=False)  # committed with the next chunk, or at the end
+
+    def _record_placed(
+        self, conn: sa.Connection, accepted: list[tuple[sa.Row, str]], now: datetime, *, commit: bool = True
+    ) -> None:
+        """Write down calls the provider accepted: the attempts become ``placed``, each call gets its row.
+
+        Two statements for the whole list (ivr_cbt/scheduling/bulk.py): a tick of 1,000 calls
+        without pacing would otherwise spend most of its time on 3,000 round trips and 1,000
+        commits. Until this commits, the attempts stay ``placing``: a dispatcher that dies here
+        leaves them to become ambiguous, never re-dialled, and their webhooks link them, exactly
+        as for one call. Webhooks may also arrive first (the mock adapter answers during ``place_call``): then the
+        attempt is already placed or done and keeps its state, and the call row the webhook made
+        keeps its values, only gaining the patient and attempt if it was made without them.
+        """
+        bulk.record_placed(conn, accepted, now)
+        if commit:
+            conn.commit()
+        accepted.clear()
 
     def _reserve(self, conn: sa.Connection, count: int, now: datetime) -> datetime:
         """Reserve ``count`` call starts from the shared pacing row; return when the first may start."""

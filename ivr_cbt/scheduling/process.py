@@ -10,15 +10,21 @@ FEEDBACK_INTERVAL_MINUTES; idempotent per patient and week). Job settings, chose
 - ``max_instances=1``: a slow tick (pacing at 1 call per second) is never overlapped by the next.
 - ``misfire_grace_time=None``: a late tick still runs, however late: the database, not the
   timer, says what is due, and skipping a tick would only delay calls.
+
+SIGTERM (systemd's stop) or SIGINT (Ctrl-C) stops it cleanly: a tick in progress is let finish,
+so the calls it placed are written down, then the process exits with status 0. A process killed
+outright (SIGKILL, a crash) leaves leases that expire; see ivr_cbt/scheduling/dispatch.py.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
@@ -72,8 +78,11 @@ def feedback(app: Flask, now: datetime | None = None):
     return generate(app, now or app.extensions["clock"].now())
 
 
-def _add_jobs(app: Flask, scheduler) -> None:
-    now = datetime.now(UTC)
+def build_scheduler(app: Flask, scheduler_class: type[BaseScheduler] = BlockingScheduler) -> BaseScheduler:
+    """A scheduler (UTC, the job defaults above) holding the dispatch tick, the hourly reconcile and the
+    feedback job; not started."""
+    scheduler = scheduler_class(timezone=UTC, job_defaults=JOB_DEFAULTS)
+    now = datetime.now(UTC)  # APScheduler's own timer: the first tick runs at once
     scheduler.add_job(
         tick,
         IntervalTrigger(seconds=app.config["DISPATCH_INTERVAL_SECONDS"], timezone=UTC),
@@ -91,22 +100,36 @@ def _add_jobs(app: Flask, scheduler) -> None:
         id="feedback",
         next_run_time=now,
     )
+    return scheduler
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGINT arrived."""
+
+
+def _stop(signum, _frame):
+    raise _Stop(signal.Signals(signum).name)
 
 
 def run_forever(app: Flask) -> None:
-    """Run the scheduler in this process until interrupted."""
-    scheduler = BlockingScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
-    _add_jobs(app, scheduler)
+    """Run the scheduler in this process until SIGTERM or SIGINT; a tick that is running is let finish."""
+    scheduler = build_scheduler(app, BlockingScheduler)
     log.info("scheduler %s: dispatching every %ss", dispatcher(app).worker, app.config["DISPATCH_INTERVAL_SECONDS"])
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        log.info("scheduler stopped")
+    except (_Stop, KeyboardInterrupt) as stopped:
+        log.info("scheduler stopping (%s)", stopped or "interrupted")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if scheduler.running:
+            scheduler.shutdown(wait=True)  # waits for a tick in progress: its calls are recorded
+    log.info("scheduler stopped")
 
 
 def start_in_background(app: Flask) -> BackgroundScheduler:
     """Development only: run the jobs in a thread of the web process (``serve --with-scheduler``)."""
-    scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
-    _add_jobs(app, scheduler)
+    scheduler = build_scheduler(app, BackgroundScheduler)
     scheduler.start()
     return scheduler

@@ -24,6 +24,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # No call is ever placed outside these local hours, whatever a patient's window says.
 EARLIEST, LATEST = time(8, 0), time(21, 0)
 DEFAULT_WINDOW = (time(9, 0), time(20, 0))
+DEFAULT_PROGRAM_WEEKS = 11  # weeks 0-10: the baseline week and COPES's ~10 program weeks (PROGRAM_WEEKS)
 
 
 class ScheduleError(ValueError):
@@ -39,7 +40,7 @@ class Schedule:
     window_start: time = DEFAULT_WINDOW[0]
     window_end: time = DEFAULT_WINDOW[1]
     cadence: str = "weekly"
-    program_weeks: int = 11
+    program_weeks: int = DEFAULT_PROGRAM_WEEKS
     follow_up_weeks: tuple[int, ...] = (13, 26, 39)
 
     @property
