@@ -67,6 +67,7 @@ _ATTEMPT_SID = (
 )
 
 DEFAULT_FLOW = "weekly_checkin"
+NO_CHECKIN = "none"  # Flow.checkin of a flow that records nothing (the feedback call)
 TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fromkeys(TERMINAL, 4)}
 CALL_STATUSES = frozenset(_RANK)
@@ -331,15 +332,17 @@ class CallService:
             return spec.Rejected()
         items = flow.item_keys()
         week, day = self._checkin_period(turn.call, patient)
-        checkin_id, answered = checkins.open_checkin(
-            self.conn,
-            patient,
-            self.now,
-            items[0] if items else None,
-            kind=CheckinKind(flow.checkin),
-            week=week,
-            day=day,
-        )
+        checkin_id, answered = None, set()
+        if flow.checkin != NO_CHECKIN:  # a feedback call records nothing
+            checkin_id, answered = checkins.open_checkin(
+                self.conn,
+                patient,
+                self.now,
+                items[0] if items else None,
+                kind=CheckinKind(flow.checkin),
+                week=week,
+                day=day,
+            )
         turn.patient_id, turn.checkin_id, turn.language = patient.id, checkin_id, patient.language
         audit.record(
             self.conn, self.now, "caller", "identity_verified", patient_id=patient.id, call_sid=turn.call.call_sid

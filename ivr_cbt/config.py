@@ -16,6 +16,7 @@ DEV_ACCOUNT_SID = "AC" + "0" * 32
 
 TELEPHONY_BACKENDS = ("mock", "record", "twilio")
 APP_ENVS = ("development", "production")
+FEEDBACK_DELIVERIES = ("checkin", "call")
 
 
 def _default_database_url(instance_path: Path) -> str:
@@ -57,6 +58,9 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "UNCONFIRMED_AFTER_MINUTES": int(env.get("UNCONFIRMED_AFTER_MINUTES", "15")),
         "LOST_AFTER_MINUTES": int(env.get("LOST_AFTER_MINUTES", "120")),
         "FEEDBACK_INTERVAL_MINUTES": int(env.get("FEEDBACK_INTERVAL_MINUTES", "15")),
+        # Where a ready message plays: the next check-in call (after the safety question), or also
+        # its own short outbound call as soon as the window allows.
+        "FEEDBACK_DELIVERY": env.get("FEEDBACK_DELIVERY", "checkin").strip().lower(),
         "MOCK_CALLEES_FILE": env.get("MOCK_CALLEES_FILE", ""),
         "MOCK_RECORD_FILE": env.get("MOCK_RECORD_FILE", ""),
         # Development relaxes the dashboard's cookie security and enables the practice phone;
@@ -71,6 +75,8 @@ def check(config: dict) -> None:
     backend = config["TELEPHONY_BACKEND"]
     if backend not in TELEPHONY_BACKENDS:
         raise ValueError(f"TELEPHONY_BACKEND must be one of {', '.join(TELEPHONY_BACKENDS)}, not {backend!r}")
+    if config["FEEDBACK_DELIVERY"] not in FEEDBACK_DELIVERIES:
+        raise ValueError(f"FEEDBACK_DELIVERY must be checkin or call, not {config['FEEDBACK_DELIVERY']!r}")
     if config["APP_ENV"] not in APP_ENVS:
         raise ValueError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, not {config['APP_ENV']!r}")
     if config["APP_ENV"] == "production" and config["SECRET_KEY"] == DEV_SECRET:

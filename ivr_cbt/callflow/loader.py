@@ -275,6 +275,8 @@ def graph_problems(flow: spec.Flow, known_settings=KNOWN_SETTINGS) -> list[tuple
         if isinstance(node, spec.Dial) and node.number not in known_settings:
             problems.append((("nodes", node.id, "number", "setting"), f"unknown setting {node.number!r}"))
 
+    if flow.checkin == "none" and flow.items:
+        problems.append((("checkin",), "a flow that fills no check-in cannot record items"))
     if flow.speech is None and any(isinstance(n, spec.Ask) and n.speech for n in flow.nodes.values()):
         problems.append((("speech",), "a node takes speech, so the flow needs a 'speech' block"))
     return problems

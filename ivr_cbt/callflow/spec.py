@@ -149,7 +149,7 @@ class Flow:
     items: dict[str, Item] = field(default_factory=dict)
     speech: SpeechSettings | None = None
     description: str = ""
-    checkin: str = "weekly"  # which check-in the flow fills: weekly or daily
+    checkin: str = "weekly"  # which check-in the flow fills: weekly, daily, or none (a feedback call)
 
     @property
     def plays_feedback(self) -> bool:

@@ -24,11 +24,18 @@ def init_app(app: Flask) -> None:
 
 
 def generate(app: Flask, now: datetime):
-    """Run the generation job once (the scheduler's job, and ``feedback generate``)."""
+    """Run the generation job once (the scheduler's job, and ``feedback generate``); with
+    FEEDBACK_DELIVERY=call, also plan a short feedback call for every ready message that has had none."""
     from ivr_cbt.feedback.jobs import generate_due
+    from ivr_cbt.scheduling.attempts import plan_feedback_calls
 
+    settings = app.extensions["voice_settings"]
     with app.extensions["db_engine"].connect() as conn:
-        return generate_due(conn, app.extensions["voice_settings"].program, now)
+        report = generate_due(conn, settings.program, now)
+        if app.config["FEEDBACK_DELIVERY"] == "call":
+            report.calls_planned = plan_feedback_calls(conn, settings.scheduling, now)
+            conn.commit()
+    return report
 
 
 @bp.get("/recordings/<token>.wav")

@@ -77,12 +77,14 @@ class GenerationReport:
     regenerated: int = 0
     flagged: int = 0  # edited by a therapist, then new answers arrived
     unchanged: int = 0  # re-examined after a check-in changed, same message
+    calls_planned: int | None = None  # feedback calls planned (FEEDBACK_DELIVERY=call only)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"generated {self.generated}, regenerated {self.regenerated}, "
             f"flagged {self.flagged}, unchanged {self.unchanged}"
         )
+        return text if self.calls_planned is None else f"{text}; feedback calls planned {self.calls_planned}"
 
 
 @dataclass(frozen=True)

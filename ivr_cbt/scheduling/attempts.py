@@ -23,15 +23,18 @@ from ivr_cbt.models import (
     CheckIn,
     CheckinKind,
     CheckinStatus,
+    FeedbackMessage,
+    FeedbackStatus,
     Patient,
     PatientStatus,
 )
 from ivr_cbt.scheduling import slots as slot_rules
-from ivr_cbt.scheduling.slots import DAILY_FLOW, RetryStep, Schedule, Slot
+from ivr_cbt.scheduling.slots import DAILY_FLOW, FEEDBACK_FLOW, RetryStep, Schedule, Slot
 
 log = logging.getLogger(__name__)
 
 _attempts, _patients, _checkins, _alerts = CallAttempt.__table__, Patient.__table__, CheckIn.__table__, Alert.__table__
+_messages = FeedbackMessage.__table__
 
 LIVE_STATES = (
     AttemptState.PENDING,
@@ -216,6 +219,16 @@ def patient_row(conn: sa.Connection, patient_id: int) -> sa.Row:
 def checkin_status(
     conn: sa.Connection, patient_id: int, flow_id: str, week: int, slot_local: str
 ) -> CheckinStatus | None:
+    """How far the slot's check-in got; for a feedback call, COMPLETE once its message is no longer waiting."""
+    if flow_id == FEEDBACK_FLOW:
+        waiting = conn.execute(
+            sa.select(_messages.c.id).where(
+                _messages.c.patient_id == patient_id,
+                _messages.c.week == week,
+                _messages.c.status == FeedbackStatus.READY.value,
+            )
+        ).first()
+        return None if waiting is not None else CheckinStatus.COMPLETE
     if flow_id == DAILY_FLOW:
         day = datetime.fromisoformat(slot_local).date()
         where = (_checkins.c.kind == CheckinKind.DAILY.value, _checkins.c.day == day)
@@ -262,6 +275,8 @@ def conclude(
                 now=now,
             )
             return outcome
+    if attempt.flow_id == FEEDBACK_FLOW:
+        return outcome  # not a slot of the weekly chain: the message waits for the next check-in call
     if status != CheckinStatus.COMPLETE and attempt.flow_id != DAILY_FLOW:
         _week_missed(conn, patient.id, attempt.week, now)
     plan_next(conn, patient, settings, attempt.slot_at, now)
@@ -315,12 +330,58 @@ def reconcile(conn: sa.Connection, settings: SchedulingSettings, now: datetime) 
     patient, so it runs hourly, not every tick.
     """
     live = sa.select(_attempts.c.id).where(
-        _attempts.c.patient_id == _patients.c.id, _attempts.c.state.in_([s.value for s in LIVE_STATES])
+        _attempts.c.patient_id == _patients.c.id,
+        _attempts.c.state.in_([s.value for s in LIVE_STATES]),
+        _attempts.c.flow_id != FEEDBACK_FLOW,  # a feedback call is not the patient's next check-in
     )
     orphans = conn.execute(
         sa.select(*SCHEDULE_COLUMNS).where(_patients.c.status == PatientStatus.ACTIVE.value, ~live.exists())
     ).all()
     return sum(plan_first(conn, patient, settings, now) is not None for patient in orphans)
+
+
+def plan_feedback_calls(conn: sa.Connection, settings: SchedulingSettings, now: datetime) -> int:
+    """FEEDBACK_DELIVERY=call: give every ready message that has had no feedback call its own short call.
+
+    The call is due at the first moment inside the patient's window and may be retried (the
+    ladder) until their next weekly call, which plays the message anyway if it is still waiting.
+    Idempotent: a message gets one such series of attempts, keyed by its week. Returns how many.
+    """
+    called = sa.select(_attempts.c.id).where(
+        _attempts.c.patient_id == _messages.c.patient_id,
+        _attempts.c.flow_id == FEEDBACK_FLOW,
+        _attempts.c.week == _messages.c.week,
+    )
+    rows = conn.execute(
+        sa.select(_messages.c.week.label("message_week"), *SCHEDULE_COLUMNS)
+        .join(_patients, _patients.c.id == _messages.c.patient_id)
+        .where(
+            _messages.c.status == FeedbackStatus.READY.value,
+            _patients.c.status == PatientStatus.ACTIVE.value,
+            ~called.exists(),
+        )
+    ).all()
+    planned = 0
+    for row in rows:
+        schedule = schedule_of(row, settings)
+        due = slot_rules.into_window(schedule, now)
+        upcoming = slot_rules.next_slot(schedule, due)
+        deadline = upcoming.at if upcoming is not None else due + timedelta(days=7)
+        if due >= deadline:
+            continue  # the weekly call comes first and plays it
+        planned += _insert(
+            conn,
+            row.id,
+            flow_id=FEEDBACK_FLOW,
+            week=row.message_week,
+            slot_at=due,
+            slot_local=due.astimezone(schedule.zone).isoformat(),
+            deadline=deadline,
+            attempt=0,
+            due=due,
+            now=now,
+        )
+    return planned
 
 
 def next_planned(conn: sa.Connection, patient_id: int) -> str:

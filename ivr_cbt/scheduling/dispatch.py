@@ -33,13 +33,15 @@ from ivr_cbt.models import (
     CheckinKind,
     CheckinStatus,
     DispatchPacing,
+    FeedbackMessage,
+    FeedbackStatus,
     Patient,
     PatientStatus,
 )
 from ivr_cbt.scheduling import attempts as queue
 from ivr_cbt.scheduling import bulk
 from ivr_cbt.scheduling import slots as slot_rules
-from ivr_cbt.scheduling.slots import DAILY_FLOW
+from ivr_cbt.scheduling.slots import DAILY_FLOW, FEEDBACK_FLOW
 from ivr_cbt.telephony import CallRequest, Telephony, TelephonyError
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ _attempts, _patients, _checkins, _calls, _pacing = (
     Call.__table__,
     DispatchPacing.__table__,
 )
+_messages = FeedbackMessage.__table__
 # Attempts marked "placing" (committed) at a time before their calls are placed. If a dispatcher
 # dies, those of its chunk not yet placed become ambiguous and wait UNCONFIRMED_AFTER_MINUTES
 # before the ladder retries them; a larger chunk means fewer commits (each one waits for the disk).
@@ -257,9 +260,9 @@ class Dispatcher:
         (patient, week) tuple list, makes SQLite scan every check-in of every patient), and asks
         for the batch's patients and weeks (or days), the exact pairs being picked out here.
         """
-        weekly = {(a.patient_id, a.week) for a in batch if a.flow_id != DAILY_FLOW}
+        weekly = {(a.patient_id, a.week) for a in batch if a.flow_id not in (DAILY_FLOW, FEEDBACK_FLOW)}
         daily = {(a.patient_id, datetime.fromisoformat(a.slot_local).date()) for a in batch if a.flow_id == DAILY_FLOW}
-        done: set[tuple] = set()
+        done: set[tuple] = self._delivered(conn, [a for a in batch if a.flow_id == FEEDBACK_FLOW])
         complete = _checkins.c.status == CheckinStatus.COMPLETE.value
         for kind, column, wanted in (
             (CheckinKind.WEEKLY, _checkins.c.week, weekly),
@@ -278,12 +281,30 @@ class Dispatcher:
             done |= {(kind.value, patient, period) for patient, period in rows if (patient, period) in wanted}
         return done
 
+    @staticmethod
+    def _delivered(conn: sa.Connection, calls: list[sa.Row]) -> set[tuple]:
+        """Keys of feedback calls whose message no longer waits (heard on another call meanwhile)."""
+        if not calls:
+            return set()
+        waiting = {
+            (row.patient_id, row.week)
+            for row in conn.execute(
+                sa.select(_messages.c.patient_id, _messages.c.week).where(
+                    bulk.one_of(conn.dialect.name, _messages.c.patient_id, {a.patient_id for a in calls}),
+                    _messages.c.status == FeedbackStatus.READY.value,
+                )
+            )
+        }
+        return {("feedback", a.patient_id, a.week) for a in calls if (a.patient_id, a.week) not in waiting}
+
     def _decide(self, attempt: sa.Row, complete: set[tuple], now: datetime) -> str:
         """ "place", "defer" (re-queued to the window's next opening), or an outcome that ends the attempt."""
         if attempt.status != PatientStatus.ACTIVE:
             return "inactive"
         if attempt.flow_id == DAILY_FLOW:
             key = ("daily", attempt.patient_id, datetime.fromisoformat(attempt.slot_local).date())
+        elif attempt.flow_id == FEEDBACK_FLOW:
+            key = ("feedback", attempt.patient_id, attempt.week)
         else:
             key = ("weekly", attempt.patient_id, attempt.week)
         if key in complete:

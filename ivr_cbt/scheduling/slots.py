@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKLY_FLOW = "weekly_checkin"
 DAILY_FLOW = "daily_checkin"
+FEEDBACK_FLOW = "feedback_call"  # a short call that plays the weekly message (FEEDBACK_DELIVERY=call)
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # No call is ever placed outside these local hours, whatever a patient's window says.
 EARLIEST, LATEST = time(8, 0), time(21, 0)
