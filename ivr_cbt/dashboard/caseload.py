@@ -1,7 +1,8 @@
 """The caseload: a therapist's patients with this week's status, open alerts and triage flags.
 
-Three queries whatever the number of patients: the patients, their recent check-ins (week 0 and
-the three latest, ranked in SQL) with the answers triage reads, and open alerts by kind.
+Four queries whatever the number of patients: the patients, their recent weekly check-ins (week 0
+and the three latest, ranked in SQL) with the answers triage reads, open alerts by kind, and
+each patient's latest weekly message (its status: e.g. waiting for the therapist's review).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from ivr_cbt.dashboard import triage
+from ivr_cbt.dashboard.messages import LatestMessage, latest_messages
 from ivr_cbt.dashboard.weekly import DUE, Week, checkin_weeks
-from ivr_cbt.models import Alert, Answer, CheckIn, CheckinStatus, Patient, PatientStatus
+from ivr_cbt.models import Alert, Answer, CheckIn, CheckinKind, CheckinStatus, Patient, PatientStatus
 from ivr_cbt.patients import program_week
 
 RECENT = 3  # latest check-ins triage needs besides week 0
@@ -30,6 +32,7 @@ class CaseloadRow:
     open_alerts: int
     flags: list[triage.Flag]
     urgency: int
+    feedback: LatestMessage | None = None  # the latest week's message
 
 
 def _recent_checkins(patient_ids: sa.Select) -> sa.Select:
@@ -43,7 +46,11 @@ def _recent_checkins(patient_ids: sa.Select) -> sa.Select:
             CheckIn.completed_at,
             sa.func.row_number().over(partition_by=CheckIn.patient_id, order_by=CheckIn.week.desc()).label("rank"),
         )
-        .where(CheckIn.patient_id.in_(patient_ids), CheckIn.status != CheckinStatus.MISSED)
+        .where(
+            CheckIn.patient_id.in_(patient_ids),
+            CheckIn.kind == CheckinKind.WEEKLY,  # daily check-ins are not the weeks triage reads
+            CheckIn.status != CheckinStatus.MISSED,
+        )
         .subquery()
     )
     return (
@@ -84,6 +91,7 @@ def caseload(session: orm.Session, patient_ids: sa.Select, now: datetime) -> lis
     patients = session.scalars(sa.select(Patient).where(Patient.id.in_(patient_ids))).all()
     weeks = checkin_weeks(session.execute(_recent_checkins(patient_ids)))
     alerts = open_alert_counts(session, patient_ids)
+    latest = latest_messages(session, patient_ids)
     rows = []
     for patient in patients:
         current = program_week(patient.program_start, patient.timezone, now)
@@ -100,6 +108,7 @@ def caseload(session: orm.Session, patient_ids: sa.Select, now: datetime) -> lis
                 open_alerts=sum(alerts.get(patient.id, {}).values()),
                 flags=found,
                 urgency=triage.urgency(found),
+                feedback=latest.get(patient.id),
             )
         )
     # Most urgent first; then whoever has gone longest without a check-in.
