@@ -42,18 +42,25 @@ def _settings():
     return current_app.extensions["voice_settings"]
 
 
+def _prompts(languages) -> dict[str, list[tuple[str, str]]]:
+    settings = _settings()
+    return messages.prompt_reference(settings.renderer.catalogue, settings.program, languages)
+
+
 def render_queue(problems: dict[int, Problem] | None = None, status: int = 200):
     """The queue page (audited); ``problems`` maps a message id to why an action on it was refused."""
     settings = _settings()
     shown = messages.queue(db.session(), own_patient_ids(), now(), settings.renderer.catalogue, settings.program)
     audited("feedback_queue_viewed", patient_ids=shown.patient_ids, messages=[v.message.id for v in shown.shown])
     problems = problems or {}
-    carded = {v.message.id for v in (*shown.waiting, *shown.changed)}
+    cards = [*shown.waiting, *shown.changed]
+    carded = {v.message.id for v in cards}
     page = render_template(
         "dashboard/feedback_queue.html",
         queue=shown,
         problems=problems,
         elsewhere=[(i, p) for i, p in problems.items() if i not in carded],  # e.g. a message delivered meanwhile
+        prompts=_prompts(v.message.language for v in cards),
         max_mb=review.MAX_RECORDING_BYTES // (1024 * 1024),
     )
     return page, status
@@ -72,6 +79,7 @@ def render_message(message_id: int, problem: Problem | None = None, status: int 
         "dashboard/feedback_message.html",
         view=view,
         problem=problem,
+        prompts=_prompts([view.message.language] if view.is_open else []),
         max_mb=review.MAX_RECORDING_BYTES // (1024 * 1024),
     )
     return page, status

@@ -197,6 +197,16 @@ def text_of(catalogue, language: str) -> TextOf:
     return words
 
 
+def prompt_reference(catalogue, program: Program, languages: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """The prompts a message is made of (the rules' and the modules'), with their words, per language:
+    the reference beside the segment editor."""
+    from ivr_cbt.feedback.rules import prompt_ids
+
+    ids = sorted(prompt_ids() | program.prompt_ids())
+    words = {language: text_of(catalogue, language) for language in sorted(set(languages))}
+    return {language: [(pid, text(pid)) for pid in ids] for language, text in words.items()}
+
+
 def segments_json(segments: Sequence[dict]) -> str:
     """A segment list as JSON with one segment a line, for the editor."""
     if not segments:

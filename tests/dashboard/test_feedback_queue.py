@@ -76,6 +76,8 @@ def test_a_waiting_message_is_shown_with_the_weeks_summary_its_script_and_its_se
     assert catalogue.text("fb_pain_was", "en") in text  # the script, in the patient's language
     assert '{"prompt": "fb_pain_was"}' in text and '{"number": 7}' in text  # the segment list
     assert "1 waiting" in page
+    reference = html_text(page[page.index('id="prompts-en"') :])  # the editor's list of prompts, with their words
+    assert f'{{"prompt": "fb_closing"}} {catalogue.text("fb_closing", "en")}' in reference
 
 
 def test_the_queue_lists_waiting_messages_oldest_first(app, sign_in, therapist, add_patient, assign, clock):
