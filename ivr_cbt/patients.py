@@ -161,9 +161,6 @@ def program_week(start: date, timezone: str, now: datetime) -> int:
     return max(0, (local_date(timezone, now) - start).days // 7)
 
 
-SETTINGS_FIELDS = ("language", "feedback_mode")
-
-
 def change_settings(
     conn: sa.Connection,
     patient_id: int,

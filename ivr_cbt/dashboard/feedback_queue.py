@@ -78,6 +78,7 @@ def render_message(message_id: int, problem: Problem | None = None, status: int 
     page = render_template(
         "dashboard/feedback_message.html",
         view=view,
+        history=messages.history(db.session(), view.message),
         problem=problem,
         prompts=_prompts([view.message.language] if view.is_open else []),
         max_mb=review.MAX_RECORDING_BYTES // (1024 * 1024),

@@ -20,7 +20,7 @@ from ivr_cbt.clinical import PAIN_RISE
 from ivr_cbt.feedback import summary as rules
 from ivr_cbt.feedback.program import Program
 from ivr_cbt.feedback.segments import estimated_seconds, script
-from ivr_cbt.models import FeedbackMessage, FeedbackRecording, FeedbackStatus, Patient, User
+from ivr_cbt.models import AuditEvent, FeedbackMessage, FeedbackRecording, FeedbackStatus, Patient, User
 from ivr_cbt.prompts import PromptError
 
 WAITING_SHOWN = 20  # messages waiting for review on one page, oldest first (the count says how many more)
@@ -426,3 +426,42 @@ def latest_messages(session: orm.Session, patient_ids: sa.Select) -> dict[int, L
         )
         for row in session.execute(query)
     }
+
+
+# --- a message's history -----------------------------------------------------------------------------
+
+HISTORY_ACTIONS = {
+    "feedback_approved": "approved",
+    "feedback_edited": "edited (and approved)",
+    "feedback_recorded": "replaced with a recording (and approved)",
+    "feedback_reverted": "reverted to the assembled message",
+    "feedback_heard": "heard on a call",
+}
+
+
+ACTORS = {"caller": "the patient", "system": "the weekly job"}  # other actors: user:<id> (their email), cli:<name>
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    who: str
+    what: str
+
+
+def history(session: orm.Session, message: FeedbackMessage) -> list[HistoryEntry]:
+    """What happened to a message, from the audit trail: made, reviewed, heard. Oldest first."""
+    events = session.scalars(
+        sa.select(AuditEvent)
+        .where(AuditEvent.patient_id == message.patient_id, AuditEvent.action.in_(HISTORY_ACTIONS))
+        .order_by(AuditEvent.at, AuditEvent.id)
+    ).all()
+    mine = [e for e in events if (e.detail or {}).get("message_id") == message.id]
+    who = _reviewers(session, (e.actor for e in mine))
+    entries = [HistoryEntry(message.generated_at, ACTORS["system"], "made from the week's answers")]
+    for event in mine:
+        what = HISTORY_ACTIONS[event.action]
+        if event.action == "feedback_heard":
+            what += " (delivered)" if event.detail.get("first_delivery") else " (again)"
+        entries.append(HistoryEntry(event.at, who.get(event.actor) or ACTORS.get(event.actor, event.actor), what))
+    return entries

@@ -123,6 +123,11 @@ def test_an_approved_message_plays_on_the_next_call_and_is_then_listed_as_heard(
     page = sign_in(therapist).get("/feedback").get_data(as_text=True)
     heard = page[page.index('id="delivered"') :]
     assert f'data-message-id="{delivered.id}"' in heard and "Rita Rising" in heard
+    history = html_text(sign_in(therapist).get(f"/feedback/{delivered.id}").get_data(as_text=True))
+    history = history[history.index("History") :]
+    made, approved, played = (history.index(s) for s in ("made from", "approved by", "heard on a call (delivered)"))
+    assert made < approved < played  # the message's audit trail, oldest first
+    assert f"approved by {therapist.email}" in history and "heard on a call (delivered) by the patient" in history
 
 
 @pytest.mark.parametrize(
