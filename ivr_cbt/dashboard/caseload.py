@@ -16,11 +16,12 @@ from sqlalchemy import orm
 
 from ivr_cbt.dashboard import triage
 from ivr_cbt.dashboard.messages import LatestMessage, latest_messages
-from ivr_cbt.dashboard.weekly import DUE, Week, checkin_weeks
+from ivr_cbt.dashboard.weekly import DUE, Week
 from ivr_cbt.models import Alert, Answer, CheckIn, CheckinKind, CheckinStatus, Patient, PatientStatus
 from ivr_cbt.patients import program_week
 
 RECENT = 3  # latest check-ins triage needs besides week 0
+TRIAGE_ITEMS = (triage.PAIN, triage.PRACTICE, triage.SAFETY)
 
 
 @dataclass(frozen=True)
@@ -53,25 +54,33 @@ def _recent_checkins(patient_ids: sa.Select) -> sa.Select:
         )
         .subquery()
     )
+    # One row per check-in, the answers triage reads as columns (a skipped answer and one not given are
+    # both NULL: triage reads neither).
+    columns = [
+        ranked.c.id,
+        ranked.c.patient_id,
+        ranked.c.week,
+        ranked.c.status,
+        ranked.c.updated_at,
+        ranked.c.completed_at,
+    ]
     return (
         sa.select(
-            ranked.c.patient_id,
-            ranked.c.week,
-            ranked.c.status,
-            ranked.c.updated_at,
-            ranked.c.completed_at,
-            Answer.item_key,
-            Answer.value,
+            *columns[1:],
+            *(sa.func.max(sa.case((Answer.item_key == item, Answer.value))).label(item) for item in TRIAGE_ITEMS),
         )
-        .outerjoin(
-            Answer,
-            sa.and_(
-                Answer.checkin_id == ranked.c.id,
-                Answer.item_key.in_((triage.PAIN, triage.PRACTICE, triage.SAFETY)),
-            ),
-        )
+        .outerjoin(Answer, sa.and_(Answer.checkin_id == ranked.c.id, Answer.item_key.in_(TRIAGE_ITEMS)))
         .where(sa.or_(ranked.c.rank <= RECENT, ranked.c.week == 0))
+        .group_by(*columns)
     )
+
+
+def _weeks(rows) -> dict[int, dict[int, Week]]:
+    found: dict[int, dict[int, Week]] = defaultdict(dict)
+    for patient_id, week, status, updated_at, completed_at, *values in rows:
+        answers = {item: value for item, value in zip(TRIAGE_ITEMS, values, strict=True) if value is not None}
+        found[patient_id][week] = Week(week, str(status), answers, updated_at, completed_at)
+    return found
 
 
 def open_alert_counts(session: orm.Session, patient_ids: sa.Select) -> dict[int, dict[str, int]]:
@@ -89,7 +98,7 @@ def open_alert_counts(session: orm.Session, patient_ids: sa.Select) -> dict[int,
 def caseload(session: orm.Session, patient_ids: sa.Select, now: datetime) -> list[CaseloadRow]:
     """The patients among ``patient_ids``, the most urgent first."""
     patients = session.scalars(sa.select(Patient).where(Patient.id.in_(patient_ids))).all()
-    weeks = checkin_weeks(session.execute(_recent_checkins(patient_ids)))
+    weeks = _weeks(session.execute(_recent_checkins(patient_ids)))
     alerts = open_alert_counts(session, patient_ids)
     latest = latest_messages(session, patient_ids)
     rows = []
