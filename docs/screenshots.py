@@ -56,6 +56,13 @@ def main() -> None:
             page.get_by_role("link", name="Eve Demo").click()
             page.wait_for_selector("svg#chart-pain")
             shot("patient")
+            for section in ("feedback", "goals", "settings"):
+                page.locator(f"section#{section}").screenshot(path=str(OUT / f"patient-{section}.png"))
+                print(f"docs/screenshots/patient-{section}.png")
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Feedback").click()
+            page.wait_for_selector("article.message-card")
+            page.locator("article.message-card details.segments").first.click()  # open one segment list
+            shot("feedback-queue")
             page.goto("/alerts")
             shot("alerts")
             page.goto("/practice/")

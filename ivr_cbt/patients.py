@@ -81,6 +81,12 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+@cache
+def time_zones() -> list[str]:
+    """Every IANA time zone name, sorted (for the dashboard's time-zone field)."""
+    return sorted(name for name in _zone_names() if "/" in name and not name.startswith(("Etc/", "SystemV/")))
+
+
 def is_time_zone(name: str) -> bool:
     if name not in _zone_names():
         return False
@@ -155,3 +161,50 @@ def program_week(start: date, timezone: str, now: datetime) -> int:
     A call before the start date counts toward week 0 (the baseline).
     """
     return max(0, (local_date(timezone, now) - start).days // 7)
+
+
+def change_settings(
+    conn: sa.Connection,
+    patient_id: int,
+    *,
+    languages: set[str],
+    now: datetime,
+    actor: str,
+    language: str | None = None,
+    feedback_mode: str | None = None,
+) -> list[str]:
+    """Change a patient's prompt language or program arm (None: leave it); return the fields that changed.
+
+    Raise InvalidPatient (changing nothing) for a value the program does not have. Both apply
+    from the next call and the next weekly message on: a message already made keeps the
+    language and arm it was made for. Audited with the old and new values (no PHI in either).
+    """
+    problems = []
+    if language is not None and language not in languages:
+        problems.append(f"language must be one of {', '.join(sorted(languages))}")
+    if feedback_mode is not None and feedback_mode not in {m.value for m in FeedbackMode}:
+        problems.append(f"feedback mode must be one of {', '.join(m.value for m in FeedbackMode)}")
+    if problems:
+        raise InvalidPatient("; ".join(problems))
+    table = Patient.__table__
+    current = conn.execute(
+        sa.select(table.c.language, table.c.feedback_mode).where(table.c.id == patient_id)
+    ).one_or_none()
+    if current is None:
+        raise LookupError(f"no patient {patient_id}")
+    wanted = {"language": language, "feedback_mode": feedback_mode}
+    changes = {k: v for k, v in wanted.items() if v is not None and v != str(getattr(current, k))}
+    if not changes:
+        return []
+    conn.execute(sa.update(table).where(table.c.id == patient_id).values(**changes))
+    audit.record(
+        conn,
+        now,
+        actor,
+        "settings_changed",
+        patient_id=patient_id,
+        fields=sorted(changes),
+        previous={k: str(getattr(current, k)) for k in changes},
+        new=changes,
+    )
+    return sorted(changes)

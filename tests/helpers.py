@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import wave
 import xml.etree.ElementTree as ET
 
 import sqlalchemy as sa
@@ -86,3 +88,14 @@ def alerts_for(app, patient_id: int) -> list[Alert]:
 def call_row(app, call_sid: str) -> Call:
     (row,) = rows(app, Call, Call.call_sid == call_sid)
     return row
+
+
+def wav(seconds: float = 1.0) -> bytes:
+    """A silent 8 kHz mono WAV clip (a therapist's recording, for upload tests)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as clip:
+        clip.setnchannels(1)
+        clip.setsampwidth(2)
+        clip.setframerate(8000)
+        clip.writeframes(b"\0\0" * int(8000 * seconds))
+    return buffer.getvalue()

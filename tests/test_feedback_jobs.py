@@ -3,9 +3,7 @@ the therapist's review services; previews and exports."""
 
 from __future__ import annotations
 
-import io
 import json
-import wave
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -28,7 +26,7 @@ from ivr_cbt.models import (
 )
 
 from .conftest import START, T0
-from .helpers import audit_actions, rows
+from .helpers import audit_actions, rows, wav
 
 WEEK = timedelta(days=7)
 COMPLETE = "1234,6,5,4200#,3,2"
@@ -255,16 +253,6 @@ def test_an_edited_segment_list_is_checked_before_it_is_saved(app, pending):
     act(app, review.revert, pending.id, actor="user:7", now=T0)
     (message,) = messages(app)
     assert message.segments == message.generated_segments and message.status == FeedbackStatus.PENDING_REVIEW
-
-
-def wav(seconds: float = 1.0) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as clip:
-        clip.setnchannels(1)
-        clip.setsampwidth(2)
-        clip.setframerate(8000)
-        clip.writeframes(b"\0\0" * int(8000 * seconds))
-    return buffer.getvalue()
 
 
 def test_a_recording_replaces_the_message_and_is_served_by_an_opaque_url(app, pending):

@@ -14,13 +14,17 @@ from typing import Any
 from argon2 import PasswordHasher
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr_cbt.dashboard import accounts, admin, auth, logins, practice, throttle, views, web
+from ivr_cbt.dashboard import accounts, admin, auth, care, feedback_queue, logins, practice, throttle, views, web
+from ivr_cbt.feedback.review import MAX_RECORDING_BYTES
 from ivr_cbt.models import UserRole
 
-BLUEPRINTS = (auth.bp, views.bp, admin.bp, practice.bp)
+BLUEPRINTS = (auth.bp, views.bp, admin.bp, practice.bp, feedback_queue.bp, care.bp)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The largest request a dashboard page takes: a recording and its form (checked before the body is read).
+MAX_REQUEST_BYTES = MAX_RECORDING_BYTES + 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class PatientSection:
     id: str
     title: str
     template: str
-    load: Callable[..., Any] | None = None  # (session, patient, now) -> what the template needs
+    load: Callable[..., Any] | None = None  # (session, patient, now, record) -> what the template needs
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,17 @@ def init_app(app: Flask) -> None:
         lifetimes=lifetimes,
         patient_sections=[
             PatientSection("log", "Weekly log", "dashboard/section_log.html"),
+            PatientSection("feedback", "Feedback", "dashboard/section_feedback.html", care.feedback_section),
+            PatientSection("goals", "Module and goals", "dashboard/section_goals.html", care.goals_section),
             PatientSection("calls", "Calls", "dashboard/section_calls.html"),
             PatientSection("alerts", "Alerts", "dashboard/section_alerts.html"),
+            PatientSection(
+                "settings", "Schedule and settings", "dashboard/section_settings.html", care.settings_section
+            ),
         ],
         nav=[
             NavLink("dashboard.caseload", "Caseload", UserRole.THERAPIST),
+            NavLink("feedback.queue", "Feedback", UserRole.THERAPIST),
             NavLink("dashboard.alerts", "Alerts", UserRole.THERAPIST),
             NavLink("admin.users", "Accounts", UserRole.ADMIN),
             NavLink("admin.assignments", "Assignments", UserRole.ADMIN),
@@ -89,6 +99,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def check_csrf():
         if request.method in UNSAFE_METHODS and request.blueprint in names:
+            request.max_content_length = MAX_REQUEST_BYTES  # before the form is parsed (for the token)
             csrf.protect()
 
     @app.after_request
@@ -96,8 +107,17 @@ def init_app(app: Flask) -> None:
         return web.protect_headers(response) if request.blueprint in names else response
 
     app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.add_template_filter(web.local_time, "local")
     app.add_template_global(lambda: app.extensions["dashboard"].nav, "config_nav")
+
+
+def _too_large(error: RequestEntityTooLarge):
+    if request.blueprint not in {b.name for b in BLUEPRINTS}:
+        return error
+    mb = MAX_RECORDING_BYTES // (1024 * 1024)
+    message = f"That upload is too large: a recording may be at most {mb} MB. Go back and choose a smaller file."
+    return render_template("dashboard/error.html", message=message), 413
 
 
 def _csrf_error(error: CSRFError):

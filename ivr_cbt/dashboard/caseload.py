@@ -1,7 +1,8 @@
 """The caseload: a therapist's patients with this week's status, open alerts and triage flags.
 
-Three queries whatever the number of patients: the patients, their recent check-ins (week 0 and
-the three latest, ranked in SQL) with the answers triage reads, and open alerts by kind.
+Four queries whatever the number of patients: the patients, their recent weekly check-ins (week 0
+and the three latest, ranked in SQL) with the answers triage reads, open alerts by kind, and
+each patient's latest weekly message (its status: e.g. waiting for the therapist's review).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from ivr_cbt.dashboard import triage
-from ivr_cbt.dashboard.weekly import DUE, Week, checkin_weeks
-from ivr_cbt.models import Alert, Answer, CheckIn, CheckinStatus, Patient, PatientStatus
+from ivr_cbt.dashboard.messages import LatestMessage, latest_messages
+from ivr_cbt.dashboard.weekly import DUE, Week
+from ivr_cbt.models import Alert, Answer, CheckIn, CheckinKind, CheckinStatus, Patient, PatientStatus
 from ivr_cbt.patients import program_week
 
 RECENT = 3  # latest check-ins triage needs besides week 0
+TRIAGE_ITEMS = (triage.PAIN, triage.PRACTICE, triage.SAFETY)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class CaseloadRow:
     open_alerts: int
     flags: list[triage.Flag]
     urgency: int
+    feedback: LatestMessage | None = None  # the latest week's message
 
 
 def _recent_checkins(patient_ids: sa.Select) -> sa.Select:
@@ -43,28 +47,40 @@ def _recent_checkins(patient_ids: sa.Select) -> sa.Select:
             CheckIn.completed_at,
             sa.func.row_number().over(partition_by=CheckIn.patient_id, order_by=CheckIn.week.desc()).label("rank"),
         )
-        .where(CheckIn.patient_id.in_(patient_ids), CheckIn.status != CheckinStatus.MISSED)
+        .where(
+            CheckIn.patient_id.in_(patient_ids),
+            CheckIn.kind == CheckinKind.WEEKLY,  # daily check-ins are not the weeks triage reads
+            CheckIn.status != CheckinStatus.MISSED,
+        )
         .subquery()
     )
+    # One row per check-in, the answers triage reads as columns (a skipped answer and one not given are
+    # both NULL: triage reads neither).
+    columns = [
+        ranked.c.id,
+        ranked.c.patient_id,
+        ranked.c.week,
+        ranked.c.status,
+        ranked.c.updated_at,
+        ranked.c.completed_at,
+    ]
     return (
         sa.select(
-            ranked.c.patient_id,
-            ranked.c.week,
-            ranked.c.status,
-            ranked.c.updated_at,
-            ranked.c.completed_at,
-            Answer.item_key,
-            Answer.value,
+            *columns[1:],
+            *(sa.func.max(sa.case((Answer.item_key == item, Answer.value))).label(item) for item in TRIAGE_ITEMS),
         )
-        .outerjoin(
-            Answer,
-            sa.and_(
-                Answer.checkin_id == ranked.c.id,
-                Answer.item_key.in_((triage.PAIN, triage.PRACTICE, triage.SAFETY)),
-            ),
-        )
+        .outerjoin(Answer, sa.and_(Answer.checkin_id == ranked.c.id, Answer.item_key.in_(TRIAGE_ITEMS)))
         .where(sa.or_(ranked.c.rank <= RECENT, ranked.c.week == 0))
+        .group_by(*columns)
     )
+
+
+def _weeks(rows) -> dict[int, dict[int, Week]]:
+    found: dict[int, dict[int, Week]] = defaultdict(dict)
+    for patient_id, week, status, updated_at, completed_at, *values in rows:
+        answers = {item: value for item, value in zip(TRIAGE_ITEMS, values, strict=True) if value is not None}
+        found[patient_id][week] = Week(week, str(status), answers, updated_at, completed_at)
+    return found
 
 
 def open_alert_counts(session: orm.Session, patient_ids: sa.Select) -> dict[int, dict[str, int]]:
@@ -82,8 +98,9 @@ def open_alert_counts(session: orm.Session, patient_ids: sa.Select) -> dict[int,
 def caseload(session: orm.Session, patient_ids: sa.Select, now: datetime) -> list[CaseloadRow]:
     """The patients among ``patient_ids``, the most urgent first."""
     patients = session.scalars(sa.select(Patient).where(Patient.id.in_(patient_ids))).all()
-    weeks = checkin_weeks(session.execute(_recent_checkins(patient_ids)))
+    weeks = _weeks(session.execute(_recent_checkins(patient_ids)))
     alerts = open_alert_counts(session, patient_ids)
+    latest = latest_messages(session, patient_ids)
     rows = []
     for patient in patients:
         current = program_week(patient.program_start, patient.timezone, now)
@@ -100,6 +117,7 @@ def caseload(session: orm.Session, patient_ids: sa.Select, now: datetime) -> lis
                 open_alerts=sum(alerts.get(patient.id, {}).values()),
                 flags=found,
                 urgency=triage.urgency(found),
+                feedback=latest.get(patient.id),
             )
         )
     # Most urgent first; then whoever has gone longest without a check-in.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import EmailField, PasswordField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
@@ -41,3 +42,19 @@ class PasswordForm(FlaskForm):
 
 class AssignForm(FlaskForm):
     therapist = SelectField("Therapist", coerce=str, validators=[Optional()])
+
+
+# The feedback queue. The review services check the values themselves (and say why in plain words),
+# so these forms carry the CSRF token and the fields, nothing more.
+
+
+class SegmentsForm(FlaskForm):
+    segments = TextAreaField("Segments (JSON)")
+
+
+class TextForm(FlaskForm):
+    text = TextAreaField("Your message")
+
+
+class RecordingForm(FlaskForm):
+    audio = FileField("Recording (WAV or MP3)")

@@ -47,12 +47,24 @@ def caseload():
 @login_required
 def patient(patient_id: int):
     """One patient: the weekly log and its charts, call history and alerts."""
-    patient = patient_or_404(patient_id)
+    return render_patient(patient_or_404(patient_id))
+
+
+def render_patient(patient: Patient, *, problems: dict | None = None, status: int = 200):
+    """The patient page (audited); ``problems`` maps a section id to why a change there was refused."""
     record = patient_record(db.session(), patient, now())
     sections = current_app.extensions["dashboard"].patient_sections
-    extra = {s.id: s.load(db.session(), patient, now()) for s in sections if s.load is not None}
-    audited("patient_viewed", patient_id=patient_id)
-    return render_template("dashboard/patient.html", record=record, items=items(), sections=sections, extra=extra)
+    extra = {s.id: s.load(db.session(), patient, now(), record) for s in sections if s.load is not None}
+    audited("patient_viewed", patient_id=patient.id)
+    page = render_template(
+        "dashboard/patient.html",
+        record=record,
+        items=items(),
+        sections=sections,
+        extra=extra,
+        problems=problems or {},
+    )
+    return page, status
 
 
 @bp.get("/alerts")

@@ -20,6 +20,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
+        "media-src 'self'",  # a therapist's recording, played back in the feedback queue
         "connect-src 'self'",
         "form-action 'self'",
         "frame-ancestors 'none'",

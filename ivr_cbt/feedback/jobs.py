@@ -11,7 +11,8 @@ week) and set-based: a fixed number of queries per batch of patients, whatever t
   therapist (``pending-review``).
 * Late answers: a message not yet delivered is regenerated when its week's check-ins change
   after it was built (version + 1; a guided one goes back to review). A message a therapist
-  edited is never overwritten: it is flagged ``source_changed`` instead.
+  edited is never overwritten: it is flagged ``source_changed`` instead (its summary and its
+  assembled segments, what a revert restores, follow the new numbers).
 """
 
 from __future__ import annotations
@@ -400,8 +401,17 @@ def _one_per_patient(rows: Sequence[sa.Row], size: int) -> Iterable[list[sa.Row]
 def _refresh(conn: sa.Connection, message: sa.Row, item: Built, now: datetime, report: GenerationReport) -> None:
     base = sa.update(_messages).where(_messages.c.id == message.message_id)
     if message.edited:
-        # The therapist's words stand; tell them the numbers behind them changed.
-        conn.execute(base.values(source_changed=True, source_stamp=item.source_stamp, updated_at=now))
+        # The therapist's words stand; tell them the numbers behind them changed. The summary and the
+        # assembled message follow the new numbers, so the review shows them and a revert plays them.
+        conn.execute(
+            base.values(
+                source_changed=True,
+                source_stamp=item.source_stamp,
+                summary=item.summary.to_json(),
+                generated_segments=item.segments,
+                updated_at=now,
+            )
+        )
         report.flagged += 1
         return
     if item.segments == message.segments:
