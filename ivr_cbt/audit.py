@@ -30,6 +30,28 @@ def record(
     )
 
 
+def record_many(target: sa.Connection | orm.Session, now: datetime, actor: str, action: str, rows: list[dict]) -> None:
+    """Write one audit row per mapping in ``rows`` (each may name ``patient_id``, ``call_sid`` and
+    details) with a single executemany, in the caller's transaction."""
+    if not rows:
+        return
+    params = []
+    for row in rows:
+        detail = dict(row)
+        patient_id, call_sid = detail.pop("patient_id", None), detail.pop("call_sid", None)
+        params.append(
+            {
+                "at": now,
+                "actor": actor,
+                "action": action,
+                "patient_id": patient_id,
+                "call_sid": call_sid,
+                "detail": detail,
+            }
+        )
+    connection_of(target).execute(_INSERT, params)
+
+
 def cli_actor() -> str:
     """Name the operator behind a command-line action."""
     import getpass

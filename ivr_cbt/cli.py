@@ -294,6 +294,81 @@ def simulate_call_command(patient_id, keys, now, direction, answered_by):
     click.echo(f"-- {result.call_sid}: {result.status}, {result.duration_s} s")
 
 
+@simulate_group.command("cohort")
+@click.option(
+    "--preset",
+    required=True,
+    help="A preset (copes, resolve) or a cohort YAML file (cohorts/README.md).",
+)
+@click.option(
+    "--patients", type=click.IntRange(1, 1_000_000), help="Number of virtual patients (default: the preset's)."
+)
+@click.option("--weeks", type=click.IntRange(1, 104), help="Simulated weeks from week 0 (default: the preset's).")
+@click.option("--seed", type=int, help="Random seed (default: the preset's); the same seed gives the same database.")
+@click.option(
+    "--database",
+    "database_url",
+    help="Database URL for the cohort (default: instance/cohort-<preset>.sqlite); it must hold no patients.",
+)
+@click.option("--replace", is_flag=True, help="Empty the database first, if it holds only an earlier synthetic cohort.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the outcome report (md, json, html and plots) into this directory.",
+)
+@with_appcontext
+def simulate_cohort_command(preset, patients, weeks, seed, database_url, replace, report_dir):
+    """Run a virtual (synthetic) cohort through the real scheduler, webhooks and flows on a simulated clock."""
+    from ivr_cbt.simulator import cohort as simulation
+    from ivr_cbt.simulator.behaviour import CohortError, load_cohort
+
+    try:
+        cohort = load_cohort(preset)
+    except CohortError as exc:
+        raise click.BadParameter(str(exc), param_hint="--preset") from None
+    url = database_url or f"sqlite:///{Path(current_app.instance_path) / f'cohort-{cohort.name}.sqlite'}"
+    if database_url is None:
+        Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
+    if url == current_app.config["DATABASE_URL"]:
+        raise click.ClickException("a synthetic cohort never goes into the program's own database (DATABASE_URL)")
+    try:
+        if replace:
+            simulation.empty_synthetic(url)
+        total = cohort.with_overrides(weeks=weeks)["weeks"]
+        click.echo(f"Synthetic cohort {cohort.name!r} ({cohort['description']}) -> {db.safe_url(url)}", err=True)
+        with (
+            simulation.StopOnInterrupt() as stop,
+            click.progressbar(length=total, label="Simulating weeks", show_pos=True, file=sys.stderr) as bar,
+        ):
+            shown = [0]
+
+            def on_progress(progress):
+                bar.label = f"Simulating weeks ({progress.line()})"
+                if progress.week > shown[0]:
+                    bar.update(progress.week - shown[0])
+                    shown[0] = progress.week
+                else:
+                    bar.render_progress()
+
+            result = simulation.simulate_cohort(
+                cohort, url, patients=patients, weeks=weeks, seed=seed, on_progress=on_progress, should_stop=stop
+            )
+    except simulation.CohortDatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    progress = result.progress
+    click.echo(simulation.summary(result))
+    if progress.stopped:
+        click.echo("Stopped on request: every placed call finished; the database is consistent.")
+    until = progress.simulated_until.isoformat()
+    if report_dir is not None:
+        for name in simulation.write_report(result, report_dir):
+            click.echo(f"Wrote {name}", err=True)
+    click.echo(f"Outcome report: DATABASE_URL='{db.safe_url(url)}' python manage.py report outcomes --as-of {until}")
+    if progress.stopped:
+        sys.exit(130)
+
+
 # --- export ----------------------------------------------------------------------------------------
 
 

@@ -172,3 +172,8 @@ def session_scope(app: Flask) -> Iterator[orm.Session]:
         raise
     finally:
         db_session.close()
+
+
+def safe_url(url: str) -> str:
+    """``url`` as it may be printed: any password masked."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -21,8 +21,9 @@ def _key(pepper: str) -> bytes:
     return hashlib.sha256(b"ivr-cbt/pin/v1\x00" + pepper.encode()).digest()
 
 
-def hash_pin(pin: str, pepper: str) -> str:
-    salt = secrets.token_hex(16)
+def hash_pin(pin: str, pepper: str, salt: str | None = None) -> str:
+    """Hash ``pin`` with a fresh random salt (or ``salt``: only a simulation that must repeat exactly passes one)."""
+    salt = salt or secrets.token_hex(16)
     digest = hmac.new(_key(pepper), f"{salt}:{pin}".encode(), hashlib.sha256).hexdigest()
     return f"{SCHEME}${salt}${digest}"
 
