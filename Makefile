@@ -39,12 +39,13 @@ espeak:
 test: $(STAMP) chromium espeak
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: webhook latency under gunicorn vs a bare Flask floor, in-process calls per second, the dashboard, a dispatch tick, feedback generation
+## bench: webhook latency under gunicorn vs a bare Flask floor, in-process calls per second, the dashboard, a dispatch tick, feedback generation, the cohort simulator
 bench: $(STAMP)
 	$(BIN)/python benchmarks/webhooks.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/dispatch.py
 	$(BIN)/python benchmarks/feedback.py
+	$(BIN)/python benchmarks/cohort.py
 
 ## serve: the web app on http://127.0.0.1:5000 (development server)
 serve: $(STAMP)
