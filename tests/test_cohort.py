@@ -144,10 +144,10 @@ def test_answering_depends_on_the_hour_the_weekday_the_week_and_dropout():
     def at(day: int, hour: int) -> float:  # program week 0 starts on Monday 4 January 2027
         return patient.answer_probability(datetime(2027, 1, 4, hour, tzinfo=new_york) + timedelta(days=day))
 
-    assert at(0, 8) == pytest.approx(0.55) and at(0, 19) == pytest.approx(0.8)
-    assert at(0, 12) == pytest.approx(0.65 + (0.6 - 0.65) / 3)  # between the 11:00 and 14:00 points
-    assert at(6, 19) == pytest.approx(0.8 * 0.8)  # a Sunday
-    assert at(35, 19) == pytest.approx(0.8 * 0.985**5)  # week 5
+    assert at(0, 8) == pytest.approx(0.7) and at(0, 19) == pytest.approx(0.9)
+    assert at(0, 12) == pytest.approx(0.8 + (0.75 - 0.8) / 3)  # between the 11:00 and 14:00 points
+    assert at(6, 19) == pytest.approx(0.9 * 0.8)  # a Sunday
+    assert at(35, 19) == pytest.approx(0.9 * 0.985**5)  # week 5
     patient.dropout_week = 5
     assert at(35, 19) == 0 and at(28, 19) > 0
     patient.opted_out = True
