@@ -266,6 +266,33 @@ def test_the_same_seed_gives_the_same_database_and_report(tmp_path):
     assert report["synthetic"] is True and report["synthetic_sources"][0]["cohort"] == "small"
 
 
+def test_calls_in_worker_processes_give_the_same_outcomes_and_report(small_run, tmp_path):
+    """workers=2 plays each tick's calls side by side: what every patient did, and so the report, is
+    the same as in one process; only the order rows were written in (their ids) may differ."""
+    url = f"sqlite:///{tmp_path}/parallel.sqlite"
+    parallel = simulate_cohort(load_cohort(SMALL), url, patients=24, weeks=3, seed=11, workers=2)
+    assert parallel.progress.pickups == small_run.progress.pickups
+    assert parallel.progress.requests == small_run.progress.requests
+
+    def answers(run):
+        engine = db.make_engine(run.database_url)
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.select(CheckIn.patient_id, CheckIn.week, Answer.item_key, Answer.value, Answer.raw_input)
+                .join_from(Answer, CheckIn, CheckIn.id == Answer.checkin_id)
+                .order_by(CheckIn.patient_id, CheckIn.week, Answer.item_key)
+            ).all()
+        engine.dispose()
+        return found
+
+    assert answers(parallel) == answers(small_run)
+    write_report(parallel, tmp_path / "parallel")
+    write_report(small_run, tmp_path / "serial")
+    assert (tmp_path / "parallel" / "outcomes.json").read_bytes() == (
+        tmp_path / "serial" / "outcomes.json"
+    ).read_bytes()
+
+
 def test_a_cohort_runs_on_each_database(database_url):
     """SQLite, and PostgreSQL when TEST_DATABASE_URL is set (CI): the fixture's database is migrated and empty."""
     result = simulate_cohort(load_cohort(SMALL), database_url, patients=12, weeks=2, seed=11)

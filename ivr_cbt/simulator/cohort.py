@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import signal
-import threading
 import time as wall
 from collections import Counter
 from collections.abc import Callable
@@ -84,6 +83,12 @@ class Progress:
     reconciled_at: datetime | None = None
     wall_seconds: float = 0.0
 
+    def add(self, rang: Rang) -> None:
+        self.pickups[rang.pickup] += 1
+        self.requests += rang.requests
+        self.heard_feedback += rang.heard_feedback
+        self.opted_out += rang.opted_out
+
     @property
     def calls(self) -> int:
         return sum(self.pickups.values())
@@ -93,60 +98,155 @@ class Progress:
         return f"{self.calls} calls, {answered} answered, {self.approved} messages approved"
 
 
+@dataclass(frozen=True)
+class Rang:
+    """What one call did (the parent adds it to the progress)."""
+
+    pickup: str
+    requests: int
+    heard_feedback: bool = False
+    opted_out: bool = False
+
+
+def _phone_for(app: Flask) -> OfflinePhone:
+    return OfflinePhone(
+        WsgiTransport(app),
+        auth_token=app.config["TWILIO_AUTH_TOKEN"],
+        account_sid=app.config["TWILIO_ACCOUNT_SID"],
+        public_base_url=app.config["PUBLIC_BASE_URL"],
+        clock=app.extensions["clock"],
+    )
+
+
+def _book_for(app: Flask, patients) -> QuestionBook:
+    settings = app.extensions["voice_settings"]
+    languages = sorted({p.language for p in patients})
+    return QuestionBook(settings.flows, settings.renderer.catalogue, languages)
+
+
+def ring(phone: OfflinePhone, book: QuestionBook, patient: VirtualPatient, request: CallRequest, sid: str) -> Rang:
+    """Ring ``patient`` for the placed call: they pick up (or not) and answer through the webhooks.
+
+    Runs on the phone's simulated clock from its current time; updates the patient's state.
+    """
+    now = phone.clock.now()
+    pickup = patient.pickup(now)
+    common = {"from_": request.from_, "to": request.to, "call_sid": sid}
+    if pickup in ("no-answer", "busy"):
+        result = phone.ring_out(outcome=pickup, status_callback=request.status_callback_url, **common)
+        return Rang(pickup, len(result.exchanges))
+    caller = ScriptedCaller([]) if pickup == "machine" else VirtualCaller(patient, book, now)
+    result = phone.call(
+        caller,
+        direction="outbound-api",
+        answered_by="machine_start" if pickup == "machine" else "human",
+        answer_url=request.answer_url,
+        status_callback=request.status_callback_url,
+        status_events=request.status_events,
+        **common,
+    )
+    if not isinstance(caller, VirtualCaller):
+        return Rang(pickup, len(result.exchanges))
+    heard = book.heard_feedback(result, patient.language)
+    if heard:
+        patient.heard_feedback.add(caller.week)
+    if caller.opted_out:
+        patient.opted_out = True
+    return Rang(pickup, len(result.exchanges), heard, caller.opted_out)
+
+
 class CohortPhone:
-    """The mock adapter's answerer: each placed call rings the virtual patient with that number."""
+    """The mock adapter's answerer: each placed call rings the virtual patient with that number,
+    at once, in this process (``workers=1``: the same seed gives the same database, row for row)."""
 
     def __init__(self, app: Flask, patients: dict[str, VirtualPatient], progress: Progress):
-        self.app = app
         self.patients = patients
         self.progress = progress
-        settings = app.extensions["voice_settings"]
-        languages = sorted({p.language for p in patients.values()})
-        self.book = QuestionBook(settings.flows, settings.renderer.catalogue, languages)
+        self.book = _book_for(app, patients.values())
+        self.phone = _phone_for(app)
         self.clock: SimulatedClock = app.extensions["clock"]
-        self.phone = OfflinePhone(
-            WsgiTransport(app),
-            auth_token=app.config["TWILIO_AUTH_TOKEN"],
-            account_sid=app.config["TWILIO_ACCOUNT_SID"],
-            public_base_url=app.config["PUBLIC_BASE_URL"],
-            clock=self.clock,
+
+    def __call__(self, request: CallRequest, placed: PlacedCall) -> None:
+        started = self.clock.now()
+        try:
+            self.progress.add(ring(self.phone, self.book, self.patients[request.to], request, placed.sid))
+        finally:
+            self.clock.set(started)  # the next call starts at its own time, not after this one
+
+    def drain(self) -> None:
+        """Every call has already ended (they run inside ``place_call``)."""
+
+    def close(self) -> None:
+        pass
+
+
+# --- calls in worker processes ---------------------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _worker_start(database_url: str, raw: dict, seed: int, count: int, extra: dict | None) -> None:
+    """A worker process: the real app on the same database, with a clock of its own per call."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    cohort = Cohort(raw)
+    patients = draw_cohort(cohort, count, seed)
+    app = app_for(database_url, cohort, seed, SimulatedClock(datetime(2000, 1, 1, tzinfo=UTC)), extra)
+    by_phone = {p.phone: p for p in patients}
+    _worker.update(app=app, phone=_phone_for(app), book=_book_for(app, patients), by_phone=by_phone)
+
+
+def _worker_ring(number: str, state: tuple, request: CallRequest, sid: str, start: datetime):
+    patient: VirtualPatient = _worker["by_phone"][number]
+    patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out = state
+    _worker["phone"].clock.set(start)
+    rang = ring(_worker["phone"], _worker["book"], patient, request, sid)
+    return (patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out), rang
+
+
+class ParallelPhones:
+    """The answerer with ``workers`` > 1: each placed call is played in one of several worker
+    processes (each with the app on the same database), as a real network plays calls side by side.
+
+    ``place_call`` returns at once, as Twilio's API does; the webhooks arrive meanwhile. The run
+    waits for every call of a tick before the next event (``drain``), so what the scheduler sees,
+    and so what every patient does, is the same as with one process; only the order in which
+    rows are written, and so the row ids, may differ between runs.
+    """
+
+    def __init__(self, app: Flask, patients: dict[str, VirtualPatient], progress: Progress, *, workers: int, setup):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.patients = patients
+        self.progress = progress
+        self.clock: SimulatedClock = app.extensions["clock"]
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start, initargs=setup
         )
-        self._lock = threading.Lock()
+        self.pending: dict = {}  # future -> phone number
 
     def __call__(self, request: CallRequest, placed: PlacedCall) -> None:
         patient = self.patients[request.to]
-        started = self.clock.now()
-        with self._lock:
-            try:
-                self._ring(patient, request, placed, started)
-            finally:
-                self.clock.set(started)  # the next call starts at its own time, not after this one
+        if request.to in self.pending.values():
+            self.drain()  # never two calls of one patient at once (their state travels with the call)
+        state = (patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out)
+        future = self.pool.submit(_worker_ring, request.to, state, request, placed.sid, self.clock.now())
+        self.pending[future] = request.to
 
-    def _ring(self, patient: VirtualPatient, request: CallRequest, placed: PlacedCall, now: datetime) -> None:
-        pickup = patient.pickup(now)
-        self.progress.pickups[pickup] += 1
-        common = {"from_": request.from_, "to": request.to, "call_sid": placed.sid}
-        if pickup in ("no-answer", "busy"):
-            result = self.phone.ring_out(outcome=pickup, status_callback=request.status_callback_url, **common)
-        else:
-            caller = ScriptedCaller([]) if pickup == "machine" else VirtualCaller(patient, self.book, now)
-            result = self.phone.call(
-                caller,
-                direction="outbound-api",
-                answered_by="machine_start" if pickup == "machine" else "human",
-                answer_url=request.answer_url,
-                status_callback=request.status_callback_url,
-                status_events=request.status_events,
-                **common,
-            )
-            if isinstance(caller, VirtualCaller):
-                if self.book.heard_feedback(result, patient.language):
-                    patient.heard_feedback.add(caller.week)
-                    self.progress.heard_feedback += 1
-                if caller.opted_out:
-                    patient.opted_out = True
-                    self.progress.opted_out += 1
-        self.progress.requests += len(result.exchanges)
+    def drain(self) -> None:
+        """Wait for every call in progress; take back each patient's state and count what happened."""
+        pending, self.pending = self.pending, {}
+        for future, number in pending.items():
+            state, rang = future.result()
+            patient = self.patients[number]
+            patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out = state
+            self.progress.add(rang)
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def review_delay(seed: int, message_id: int, hours: list[float]) -> timedelta:
@@ -226,11 +326,13 @@ def simulate_cohort(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     app_config: dict | None = None,
+    workers: int = 1,
 ) -> CohortResult:
     """Enrol the cohort in a new (empty) database, run it for ``weeks`` simulated weeks, mark it synthetic.
 
     ``should_stop`` is asked between events; when it says yes, the run ends there, after the tick
     or job in progress, leaving every placed call finished and the database consistent.
+    ``workers`` > 1 plays the calls in that many processes (see ParallelPhones).
     """
     cohort = cohort.with_overrides(patients=patients, weeks=weeks, seed=seed)
     seed, count, weeks = int(cohort.raw.get("seed", 1)), int(cohort["patients"]), int(cohort["weeks"])
@@ -244,10 +346,16 @@ def simulate_cohort(
     engine = app.extensions["db_engine"]
     progress = Progress(weeks=weeks)
     started = wall.perf_counter()
+    answerer = None
     try:
         check_empty(engine)
         _enrol(app, cohort, virtual, seed, begin)
-        answerer = CohortPhone(app, {p.phone: p for p in virtual}, progress)
+        by_phone = {p.phone: p for p in virtual}
+        if workers > 1:
+            setup = (database_url, cohort.raw, seed, count, app_config)
+            answerer = ParallelPhones(app, by_phone, progress, workers=workers, setup=setup)
+        else:
+            answerer = CohortPhone(app, by_phone, progress)
         app.extensions["telephony"].answer = answerer
         settings = app.extensions["voice_settings"]
         app.extensions["dispatcher"] = Dispatcher(
@@ -262,6 +370,8 @@ def simulate_cohort(
         )
         _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop or (lambda: False))
     finally:
+        if answerer is not None:
+            answerer.close()
         progress.wall_seconds = wall.perf_counter() - started
         engine.dispose()
     months = int(cohort.raw.get("report", {}).get("months", Options.months))
@@ -335,6 +445,7 @@ def _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop) -
     clock: SimulatedClock = app.extensions["clock"]
     engine = app.extensions["db_engine"]
     dispatcher: Dispatcher = app.extensions["dispatcher"]
+    answerer = app.extensions["telephony"].answer
     interval = app.config["DISPATCH_INTERVAL_SECONDS"]
     jobs_every = timedelta(minutes=int(cohort.raw.get("jobs_every_minutes", JOBS_EVERY_MINUTES)))
     hours = cohort["therapist"]["review_delay_hours"]
@@ -353,6 +464,7 @@ def _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop) -
         elif tick_at is not None and tick_at <= until:
             clock.set(tick_at)
             dispatcher.tick(clock.now())
+            answerer.drain()  # the tick's calls end before the next event
             progress.ticks += 1
         else:
             break
