@@ -24,9 +24,20 @@ RECENT = 3  # latest check-ins triage needs besides week 0
 TRIAGE_ITEMS = (triage.PAIN, triage.PRACTICE, triage.SAFETY)
 
 
+# What the caseload shows of a patient: columns, not ORM objects (a caseload is hundreds of rows).
+PATIENT_COLUMNS = (
+    Patient.id,
+    Patient.name,
+    Patient.timezone,
+    Patient.program_start,
+    Patient.status,
+    Patient.feedback_mode,
+)
+
+
 @dataclass(frozen=True)
 class CaseloadRow:
-    patient: Patient
+    patient: sa.Row  # PATIENT_COLUMNS
     week: int
     this_week: str  # the current week's check-in status, "due", or the patient's status if not active
     last_checkin: Week | None
@@ -97,7 +108,7 @@ def open_alert_counts(session: orm.Session, patient_ids: sa.Select) -> dict[int,
 
 def caseload(session: orm.Session, patient_ids: sa.Select, now: datetime) -> list[CaseloadRow]:
     """The patients among ``patient_ids``, the most urgent first."""
-    patients = session.scalars(sa.select(Patient).where(Patient.id.in_(patient_ids))).all()
+    patients = session.execute(sa.select(*PATIENT_COLUMNS).where(Patient.id.in_(patient_ids))).all()
     weeks = _weeks(session.execute(_recent_checkins(patient_ids)))
     alerts = open_alert_counts(session, patient_ids)
     latest = latest_messages(session, patient_ids)

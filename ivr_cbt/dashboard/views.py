@@ -40,7 +40,11 @@ def caseload():
         return redirect(url_for("admin.users"))
     rows = caseload_rows(db.session(), own_patient_ids(), now())
     audited("caseload_viewed", patient_ids=[row.patient.id for row in rows])
-    return render_template("dashboard/caseload.html", rows=rows)
+    # Built once, not per row: "/patients/" + id is what url_for gives for each (tested).
+    patients_url = url_for("dashboard.patient", patient_id=0).removesuffix("0")
+    return render_template(
+        "dashboard/caseload.html", rows=rows, patients_url=patients_url, alerts_url=url_for("dashboard.alerts")
+    )
 
 
 @bp.get("/patients/<int:patient_id>")

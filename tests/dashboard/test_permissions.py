@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from flask import url_for
 from itsdangerous import URLSafeTimedSerializer
 
 from ivr_cbt.models import Alert
@@ -45,6 +46,10 @@ def test_the_caseload_and_its_export_hold_only_the_therapists_own_patients(signe
     mine, theirs = patients
     page = signed_in.get("/").get_data(as_text=True)
     assert "Mine Patient" in page and "Theirs Patient" not in page
+    with signed_in.application.test_request_context():
+        link = url_for("dashboard.patient", patient_id=mine)
+    assert f'<a href="{link}">Mine Patient</a>' in page  # the caseload builds its links without url_for per row
+    assert signed_in.get(link).status_code == 200
     export = signed_in.get("/caseload/export/json").get_json()
     assert {row["patient_id"] for row in export} == {mine}
 
