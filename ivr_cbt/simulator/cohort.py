@@ -81,6 +81,8 @@ class Progress:
     stopped: bool = False
     simulated_until: datetime | None = None
     reconciled_at: datetime | None = None
+    generated_runs: int = 0  # job runs in which the generation job ran (see _jobs)
+    answered_at_jobs: int = -1
     wall_seconds: float = 0.0
 
     def add(self, rang: Rang) -> None:
@@ -434,6 +436,11 @@ def _enrol(app: Flask, cohort: Cohort, virtual: list[VirtualPatient], seed: int,
         conn.commit()
 
 
+def _zones(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(_patients.c.timezone).distinct()).all()
+
+
 def _grid(when: datetime, seconds: int) -> datetime:
     """The scheduler's next tick at or after ``when`` (ticks every ``seconds`` seconds)."""
     stamp = when.timestamp()
@@ -451,6 +458,12 @@ def _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop) -
     hours = cohort["therapist"]["review_delay_hours"]
     next_jobs = begin
     start_local = cohort.start
+    zones = sorted({row[0] for row in _zones(engine)})
+    closes = sorted(
+        moment
+        for week in range(1, progress.weeks + 1)
+        for moment in _midnight(start_local + timedelta(days=7 * week), zones)
+    )
     while not should_stop():
         with engine.connect() as conn:
             due = conn.execute(_NEXT_DUE).scalar()
@@ -459,7 +472,7 @@ def _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop) -
         tick_at = _grid(max(due, clock.now()), interval) if due is not None else None
         if next_jobs <= until and (tick_at is None or next_jobs <= tick_at):
             clock.set(max(next_jobs, clock.now()))
-            _jobs(app, clock.now(), seed, hours, progress)
+            _jobs(app, clock.now(), seed, hours, progress, closes)
             next_jobs += jobs_every
         elif tick_at is not None and tick_at <= until:
             clock.set(tick_at)
@@ -483,9 +496,21 @@ def _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop) -
         on_progress(progress)
 
 
-def _jobs(app: Flask, now: datetime, seed: int, hours: list[float], progress: Progress) -> None:
-    """What the scheduler process runs besides the tick (feedback generation, reconcile), and the therapist."""
-    generate(app, now)
+def _jobs(app: Flask, now: datetime, seed: int, hours: list[float], progress: Progress, closes: list[datetime]) -> None:
+    """What the scheduler process runs besides the tick (feedback generation, reconcile), and the therapist.
+
+    The generation job can only have work once a program week has closed (``closes``: when weeks
+    close in the cohort's zones) or after calls were answered (late answers regenerate a message);
+    otherwise the simulation skips it, as an idle run changes nothing.
+    """
+    closed = bool(closes) and closes[0] <= now
+    while closes and closes[0] <= now:
+        closes.pop(0)
+    answered = progress.pickups["answer"]
+    if closed or answered != progress.answered_at_jobs:
+        generate(app, now)
+        progress.generated_runs += 1
+        progress.answered_at_jobs = answered
     with app.extensions["db_engine"].connect() as conn:
         progress.approved += simulated_therapist(conn, now, seed, hours)
         if progress.reconciled_at is None or now - progress.reconciled_at >= RECONCILE_EVERY:
@@ -564,7 +589,8 @@ def summary(result: CohortResult) -> str:
             f"Calls placed {progress.calls}: answered {pickups['answer']}, voicemail {pickups['machine']}, "
             f"no answer {pickups['no-answer']}, busy {pickups['busy']}; webhook requests {progress.requests}",
             f"Feedback heard {progress.heard_feedback}, guided messages approved {progress.approved}, "
-            f"opted out {progress.opted_out}; {progress.ticks} dispatch ticks, {progress.job_runs} job runs",
+            f"opted out {progress.opted_out}; {progress.ticks} dispatch ticks, {progress.job_runs} job runs "
+            f"({progress.generated_runs} with feedback generation)",
             f"Wall time {progress.wall_seconds:.1f} s: {progress.calls / seconds:.1f} simulated calls/s, "
             f"{progress.requests / seconds:.0f} webhook requests/s",
             f"True change in pain at the report's timepoint (the model's): {truth}",
