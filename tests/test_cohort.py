@@ -77,7 +77,7 @@ def test_a_file_can_start_from_a_preset(tmp_path):
         ("base: copes\narms: {placebo: {share: 1, effect: 0}}\n", "arms: Additional properties"),
         ("base: copes\nstart: 2027-13-01\n", "month must be in 1..12"),
         ("base: copes\nstart: 'next monday'\n", "start: 'next monday' is not a 'date'"),
-        ("base: nowhere\n", "no cohort preset or file 'nowhere'"),
+        ("base: nowhere\n", "/nowhere' (presets: copes, resolve)"),
         ("name: [unclosed\n", "cohort.yaml"),
         ("- a list\n", "a cohort file is a mapping"),
     ],
