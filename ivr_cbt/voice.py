@@ -21,8 +21,19 @@ TWIML = "text/xml"
 STEP_EVENTS = frozenset({"noinput", "played"})
 
 
+class FormValidator(RequestValidator):
+    """twilio-python's validator, reading the form as the Werkzeug MultiDict it is.
+
+    Its own ``get_values`` tries ``getall`` (another library's MultiDict) first and catches the
+    AttributeError, so every form parameter of every webhook paid for an exception.
+    """
+
+    def get_values(self, param_dict, param_name):
+        return param_dict.getlist(param_name)
+
+
 def init_app(app: Flask) -> None:
-    app.extensions["twilio_validator"] = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
+    app.extensions["twilio_validator"] = FormValidator(app.config["TWILIO_AUTH_TOKEN"])
     app.register_blueprint(bp)
     app.register_blueprint(media_bp)
 
