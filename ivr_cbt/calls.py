@@ -18,7 +18,7 @@ from ivr_cbt.callflow import engine, spec
 from ivr_cbt.db import insert_ignoring_conflicts
 from ivr_cbt.feedback import delivery
 from ivr_cbt.feedback.program import Program
-from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckinKind, Patient
+from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckIn, CheckinKind, CheckinStatus, Patient
 from ivr_cbt.patients import local_date, program_week
 from ivr_cbt.scheduling import attempts as queue
 from ivr_cbt.scheduling import lifecycle
@@ -39,10 +39,17 @@ _CALL_FOR_STEP = sa.select(
     *(_c.id, _c.call_sid, _c.patient_id, _c.checkin_id, _c.attempt_id, _c.language, _c.flow_id),
     *(_c.flow_state, _c.step, _c.feedback_id, _c.feedback_version),
 ).where(_calls.c.call_sid == sa.bindparam("b_sid"))
-# A status callback needs only the call's status and what a finished call concludes.
-_CALL_FOR_STATUS = sa.select(
-    _calls.c.id, _calls.c.status, _calls.c.answered_by, _calls.c.checkin_id, _calls.c.attempt_id
-).where(_calls.c.call_sid == sa.bindparam("b_sid"))
+# A status callback needs only the call's status and what a finished call concludes, with
+# its check-in's status (only one still in progress is left partial when the call ends).
+_checkins = CheckIn.__table__
+_CALL_FOR_STATUS = (
+    sa.select(
+        *(_c.id, _c.status, _c.answered_by, _c.checkin_id, _c.attempt_id),
+        _checkins.c.status.label("checkin_status"),
+    )
+    .outerjoin(_checkins, _checkins.c.id == _c.checkin_id)
+    .where(_c.call_sid == sa.bindparam("b_sid"))
+)
 _TAKE_STEP = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.step == sa.bindparam("b_seq"))
 _MOVE_STATUS = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.status == sa.bindparam("b_status"))
 _LAST_TWIML = sa.select(_calls.c.last_twiml).where(_calls.c.id == sa.bindparam("b_id"))
@@ -437,7 +444,7 @@ class CallService:
             changes["status"] = new
             if new in TERMINAL:
                 changes.update(ended_at=self.now, duration_s=report.duration_s)
-                if call.checkin_id is not None:
+                if call.checkin_id is not None and call.checkin_status == CheckinStatus.IN_PROGRESS:
                     checkins.close_after_call(self.conn, call.checkin_id, self.now)
         answered_by = _normalise_answered_by(report.answered_by)
         if answered_by and not call.answered_by:
