@@ -18,7 +18,7 @@ from ivr_cbt.callflow import engine, spec
 from ivr_cbt.db import insert_ignoring_conflicts
 from ivr_cbt.feedback import delivery
 from ivr_cbt.feedback.program import Program
-from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckinKind, Patient
+from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckIn, CheckinKind, CheckinStatus, Patient
 from ivr_cbt.patients import local_date, program_week
 from ivr_cbt.scheduling import attempts as queue
 from ivr_cbt.scheduling import lifecycle
@@ -32,6 +32,24 @@ log = logging.getLogger(__name__)
 _calls = Call.__table__
 _patients = Patient.__table__
 _CALL_BY_SID = sa.select(_calls).where(_calls.c.call_sid == sa.bindparam("b_sid"))
+# A step reads only what the flow needs: not the last TwiML (~1 kB, read back only for a
+# duplicate delivery) nor the call's times, which it never changes.
+_c = _calls.c
+_CALL_FOR_STEP = sa.select(
+    *(_c.id, _c.call_sid, _c.patient_id, _c.checkin_id, _c.attempt_id, _c.language, _c.flow_id),
+    *(_c.flow_state, _c.step, _c.feedback_id, _c.feedback_version),
+).where(_calls.c.call_sid == sa.bindparam("b_sid"))
+# A status callback needs only the call's status and what a finished call concludes, with
+# its check-in's status (only one still in progress is left partial when the call ends).
+_checkins = CheckIn.__table__
+_CALL_FOR_STATUS = (
+    sa.select(
+        *(_c.id, _c.status, _c.answered_by, _c.checkin_id, _c.attempt_id),
+        _checkins.c.status.label("checkin_status"),
+    )
+    .outerjoin(_checkins, _checkins.c.id == _c.checkin_id)
+    .where(_c.call_sid == sa.bindparam("b_sid"))
+)
 _TAKE_STEP = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.step == sa.bindparam("b_seq"))
 _MOVE_STATUS = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.status == sa.bindparam("b_status"))
 _LAST_TWIML = sa.select(_calls.c.last_twiml).where(_calls.c.id == sa.bindparam("b_id"))
@@ -220,12 +238,14 @@ class CallService:
 
     def step(self, call_sid: str, seq: int, event: spec.Event) -> tuple[str, list[int]]:
         """Resume the call's flow with what the caller did at step ``seq``."""
-        call = self._call(call_sid)
+        call = self.conn.execute(_CALL_FOR_STEP, {"b_sid": call_sid}).one_or_none()
         if call is None:
             raise UnknownCall(call_sid)
         state = call.flow_state
         if seq != call.step or not state or state.get("node") is None:
-            return call.last_twiml or self._hangup(call.language), []  # duplicate, stale or finished
+            # A duplicate, stale or finished step: replay what the call was last told.
+            last_twiml = self.conn.execute(_LAST_TWIML, {"b_id": call.id}).scalar()
+            return last_twiml or self._hangup(call.language), []
         if isinstance(event, spec.Played) != bool(state.get("playing")):
             raise MismatchedEvent(call_sid)
         flow = self.settings.flows[call.flow_id]
@@ -402,7 +422,7 @@ class CallService:
 
     def status(self, report: StatusReport) -> None:
         """Record a status callback; a finished call leaves an unfinished check-in partial."""
-        call = self._call(report.call_sid)
+        call = self.conn.execute(_CALL_FOR_STATUS, {"b_sid": report.call_sid}).one_or_none()
         if call is None:
             insert_ignoring_conflicts(
                 self.conn,
@@ -417,14 +437,14 @@ class CallService:
                     "created_at": self.now,
                 },
             )
-            call = self._call(report.call_sid)
+            call = self.conn.execute(_CALL_FOR_STATUS, {"b_sid": report.call_sid}).one()
         new = next_status(call.status, report.status)
         changes: dict = {}
         if new != call.status:
             changes["status"] = new
             if new in TERMINAL:
                 changes.update(ended_at=self.now, duration_s=report.duration_s)
-                if call.checkin_id is not None:
+                if call.checkin_id is not None and call.checkin_status == CheckinStatus.IN_PROGRESS:
                     checkins.close_after_call(self.conn, call.checkin_id, self.now)
         answered_by = _normalise_answered_by(report.answered_by)
         if answered_by and not call.answered_by:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ivr_cbt import audit
 from ivr_cbt.callflow import spec
-from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.db import insert_ignoring_conflicts, insert_returning_key
 from ivr_cbt.models import Alert, Answer, AuditEvent, CheckIn, CheckinKind, CheckinStatus, Patient
 from ivr_cbt.patients import local_date, program_week
 from ivr_cbt.security import verify_pin
@@ -39,8 +39,6 @@ _PATIENT_COLUMNS = (
     _patients.c.program_start,
     _patients.c.call_day,
 )
-_PATIENT_BY_ID = sa.select(*_PATIENT_COLUMNS).where(_patients.c.id == sa.bindparam("b_id"))
-_PATIENT_BY_CODE = sa.select(*_PATIENT_COLUMNS).where(_patients.c.code == sa.bindparam("b_code"))
 _FAILURES = (
     sa.select(sa.func.count())
     .select_from(_audit)
@@ -50,6 +48,21 @@ _FAILURES = (
         _audit.c.at > sa.bindparam("b_since"),
     )
 )
+# The patient and their recent failed identifications in one round trip (see is_locked_out).
+_RECENT_FAILURES = (
+    sa.select(sa.func.count())
+    .select_from(_audit)
+    .where(
+        _audit.c.patient_id == _patients.c.id,
+        _audit.c.action == "identity_failed",
+        _audit.c.at > sa.bindparam("b_since"),
+    )
+    .correlate(_patients)
+    .scalar_subquery()
+    .label("recent_failures")
+)
+_PATIENT_BY_ID = sa.select(*_PATIENT_COLUMNS, _RECENT_FAILURES).where(_patients.c.id == sa.bindparam("b_id"))
+_PATIENT_BY_CODE = sa.select(*_PATIENT_COLUMNS, _RECENT_FAILURES).where(_patients.c.code == sa.bindparam("b_code"))
 _REOPEN = sa.update(_checkins).where(_checkins.c.id == sa.bindparam("b_id"))
 _ANSWERED = sa.select(_answers.c.item_key).where(_answers.c.checkin_id == sa.bindparam("b_id"))
 _UNLESS_COMPLETE = sa.update(_checkins).where(
@@ -71,15 +84,16 @@ def verify_caller(
     ``patient_id`` is the patient the call pre-selected (outbound call, or a known caller id);
     ``code`` is the patient code an unknown caller typed.
     """
+    since = now - LOCKOUT_WINDOW
     if code is not None:
-        patient = conn.execute(_PATIENT_BY_CODE, {"b_code": code}).one_or_none()
+        patient = conn.execute(_PATIENT_BY_CODE, {"b_code": code, "b_since": since}).one_or_none()
     elif patient_id is not None:
-        patient = conn.execute(_PATIENT_BY_ID, {"b_id": patient_id}).one_or_none()
+        patient = conn.execute(_PATIENT_BY_ID, {"b_id": patient_id, "b_since": since}).one_or_none()
     else:
         patient = None
     if patient is None:
         return None
-    if is_locked_out(conn, patient.id, now):
+    if patient.recent_failures >= LOCKOUT_FAILED_CALLS:  # is_locked_out, read with the patient
         audit.record(conn, now, "system", "identity_locked_out", patient_id=patient.id)
         return None
     return patient if verify_pin(pin, patient.pin_hash, pepper) else None
@@ -109,7 +123,7 @@ def open_checkin(
         week = program_week(patient.program_start, patient.timezone, now)
     if kind == CheckinKind.DAILY and day is None:
         day = local_date(patient.timezone, now)
-    insert_ignoring_conflicts(
+    created = insert_returning_key(
         conn,
         _checkins,
         {
@@ -123,6 +137,8 @@ def open_checkin(
             "updated_at": now,
         },
     )
+    if created is not None:
+        return created, set()  # a new check-in: in progress, nothing answered yet
     where = _checkins.c.day == day if kind == CheckinKind.DAILY else _checkins.c.week == week
     checkin = conn.execute(
         sa.select(_checkins.c.id, _checkins.c.status).where(

@@ -19,7 +19,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy import event, orm
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql, registry, sqlite
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from ivr_cbt.config import PROJECT_ROOT
 
@@ -45,6 +46,22 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class ImmediateSQLiteDialect(SQLiteDialect_pysqlite):
+    """pysqlite whose transactions start with ``BEGIN IMMEDIATE`` (pysqlite's own BEGIN is deferred).
+
+    Overriding ``do_begin`` rather than listening for the "begin" event keeps the engine free
+    of connection events, which SQLAlchemy would otherwise dispatch around every statement.
+    """
+
+    supports_statement_cache = True
+
+    def do_begin(self, dbapi_connection):
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+registry.register("sqlite.ivr_immediate", __name__, "ImmediateSQLiteDialect")
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """Create an engine with this project's per-dialect settings."""
     url_obj = sa.engine.make_url(url)
@@ -52,6 +69,8 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
         database = url_obj.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if url_obj.get_driver_name() == "pysqlite":
+            url_obj = url_obj.set(drivername="sqlite+ivr_immediate")
         engine = sa.create_engine(url_obj, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -65,7 +84,7 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 def _configure_sqlite(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
-        # Let SQLAlchemy's "begin" event own transactions (pysqlite's own BEGIN is deferred).
+        # Let the dialect's do_begin own transactions (pysqlite's own BEGIN is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -73,11 +92,6 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        # Straight to the driver: this runs for every transaction, on the webhook hot path.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
 
 def connection_of(target: sa.Connection | orm.Session) -> sa.Connection:
@@ -100,8 +114,13 @@ def _insert_ignoring(dialect_name: str, table: sa.Table):
 
 def insert_ignoring_conflicts(target: sa.Connection | orm.Session, table: sa.Table, values: dict) -> bool:
     """Insert a row unless a unique key already holds it; return True if it was inserted."""
+    return insert_returning_key(target, table, values) is not None
+
+
+def insert_returning_key(target: sa.Connection | orm.Session, table: sa.Table, values: dict):
+    """Insert a row unless a unique key already holds it; return its primary key if inserted, else None."""
     conn = connection_of(target)
-    return conn.execute(_insert_ignoring(conn.dialect.name, table), values).first() is not None
+    return conn.execute(_insert_ignoring(conn.dialect.name, table), values).scalar()
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 TWIML_CONTENT_TYPES = ("text/xml", "application/xml", "text/html")
 
@@ -129,6 +130,13 @@ _SPEECH_TIMEOUT = re.compile(r"^(auto|[0-9]+)$")
 
 def parse(body: str, content_type: str) -> list[Verb]:
     """Parse a TwiML document; raise TwimlError where Twilio would refuse it."""
+    return list(_parse(body, content_type))
+
+
+@lru_cache(maxsize=1024)
+def _parse(body: str, content_type: str) -> tuple[Verb, ...]:
+    # Verbs are immutable, and a simulated cohort gets the same documents again and again
+    # (every call's step 3 reads the same): parse each distinct one once. Errors are not cached.
     if content_type.split(";")[0].strip().lower() not in TWIML_CONTENT_TYPES:
         raise TwimlError(12300, f"invalid Content-Type {content_type!r}")
     if body[:1].isspace():
@@ -140,7 +148,7 @@ def parse(body: str, content_type: str) -> list[Verb]:
     if root.tag != "Response":
         raise TwimlError(12200, f"root element must be <Response>, not <{root.tag}>")
     _check_attributes(root)
-    return [_verb(element) for element in root]
+    return tuple(_verb(element) for element in root)
 
 
 def _check_attributes(element: ET.Element) -> None:
