@@ -233,10 +233,7 @@ def _unused_code_in(conn: sa.Connection) -> str:
 
 
 def _unused_code(session: orm.Session) -> str:
-    while True:
-        code = f"{secrets.randbelow(9 * 10 ** (CODE_DIGITS - 1)) + 10 ** (CODE_DIGITS - 1)}"
-        if session.scalar(sa.select(Patient.id).where(Patient.code == code)) is None:
-            return code
+    return _unused_code_in(session.connection())
 
 
 def local_date(timezone: str, now: datetime) -> date:

@@ -370,7 +370,7 @@ def simulate_cohort(
             interval_seconds=app.config["DISPATCH_INTERVAL_SECONDS"],
             worker=ACTOR,  # the same name every run, so the same seed gives the same database
         )
-        _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop or (lambda: False))
+        _loop(app, cohort, seed, begin, until, zones, progress, on_progress, should_stop or (lambda: False))
     finally:
         if answerer is not None:
             answerer.close()
@@ -436,11 +436,6 @@ def _enrol(app: Flask, cohort: Cohort, virtual: list[VirtualPatient], seed: int,
         conn.commit()
 
 
-def _zones(engine: sa.Engine) -> list[tuple]:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(_patients.c.timezone).distinct()).all()
-
-
 def _grid(when: datetime, seconds: int) -> datetime:
     """The scheduler's next tick at or after ``when`` (ticks every ``seconds`` seconds)."""
     stamp = when.timestamp()
@@ -448,7 +443,7 @@ def _grid(when: datetime, seconds: int) -> datetime:
     return datetime.fromtimestamp(ticks * seconds, UTC)
 
 
-def _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop) -> None:
+def _loop(app, cohort, seed, begin, until, zones, progress, on_progress, should_stop) -> None:
     clock: SimulatedClock = app.extensions["clock"]
     engine = app.extensions["db_engine"]
     dispatcher: Dispatcher = app.extensions["dispatcher"]
@@ -458,7 +453,6 @@ def _loop(app, cohort, seed, begin, until, progress, on_progress, should_stop) -
     hours = cohort["therapist"]["review_delay_hours"]
     next_jobs = begin
     start_local = cohort.start
-    zones = sorted({row[0] for row in _zones(engine)})
     closes = sorted(
         moment
         for week in range(1, progress.weeks + 1)
