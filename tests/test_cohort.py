@@ -266,13 +266,20 @@ def test_the_same_seed_gives_the_same_database_and_report(tmp_path):
     assert report["synthetic"] is True and report["synthetic_sources"][0]["cohort"] == "small"
 
 
-def test_calls_in_worker_processes_give_the_same_outcomes_and_report(small_run, tmp_path):
-    """workers=2 plays each tick's calls side by side: what every patient did, and so the report, is
-    the same as in one process; only the order rows were written in (their ids) may differ."""
+def test_calls_in_worker_processes_give_the_same_outcomes_and_report(tmp_path):
+    """workers=2 plays calls side by side, here and in a worker process, and runs a tick while
+    calls of earlier ones still play when that tick cannot tell: what every patient did, and so
+    the report, is the same as in one process; only the order rows were written in (their ids)
+    may differ."""
+    dense = load_cohort(DATA / "cohort_dense.yaml")
+    small_run = simulate_cohort(dense, f"sqlite:///{tmp_path}/serial.sqlite", patients=24, weeks=3, seed=11)
     url = f"sqlite:///{tmp_path}/parallel.sqlite"
-    parallel = simulate_cohort(load_cohort(SMALL), url, patients=24, weeks=3, seed=11, workers=2)
+    parallel = simulate_cohort(dense, url, patients=24, weeks=3, seed=11, workers=2)
     assert parallel.progress.pickups == small_run.progress.pickups
     assert parallel.progress.requests == small_run.progress.requests
+    assert parallel.progress.ticks == small_run.progress.ticks
+    assert 0 < parallel.progress.overlapped_ticks < parallel.progress.ticks
+    assert small_run.progress.overlapped_ticks == 0
 
     def answers(run):
         engine = db.make_engine(run.database_url)

@@ -29,6 +29,66 @@ def test_sqlite_runs_with_foreign_keys_and_wal(tmp_path):
     engine.dispose()
 
 
+def _queue_taken(path) -> bool:
+    """Whether some connection holds the database's writer queue (a probe that never waits)."""
+    probe = db.WriterQueue(f"{path}-writer", timeout_s=0)
+    try:
+        return not probe.acquire()
+    finally:
+        probe.close()
+
+
+def test_sqlite_writers_take_turns_on_the_writer_queue(tmp_path):
+    """A transaction holds the file's writer queue from BEGIN to COMMIT or ROLLBACK, and lets go
+    of it however it ends; the next writer then gets it at once."""
+    path = tmp_path / "queue.sqlite"
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        connection.commit()
+        assert not _queue_taken(path)
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        assert _queue_taken(path)
+        connection.commit()
+        assert not _queue_taken(path)
+        connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+        connection.rollback()
+        assert not _queue_taken(path)
+        with pytest.raises(sa.exc.OperationalError):
+            connection.exec_driver_sql("INSERT INTO missing VALUES (3)")
+        connection.rollback()
+        assert not _queue_taken(path)
+        connection.exec_driver_sql("SELECT x FROM t")
+    assert not _queue_taken(path)  # closing a connection inside a transaction rolls back and lets go
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT x FROM t").scalars().all() == [1]
+    engine.dispose()
+
+
+def test_a_writer_waits_for_its_turn_then_goes_ahead(tmp_path):
+    """While one connection holds the queue, another's turn waits (here up to its timeout, 20 ms,
+    then it says so); once the first lets go, the next try gets it."""
+    path = str(tmp_path / "turns.sqlite")
+    first, second = db.WriterQueue(path), db.WriterQueue(path, timeout_s=0.02)
+    try:
+        assert first.acquire()
+        assert not second.acquire()
+        first.release()
+        assert second.acquire()
+        assert first.held is False and second.held is True
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_in_memory_database_has_no_writer_queue():
+    engine = db.make_engine("sqlite://")
+    with engine.connect() as connection:
+        assert connection.connection.dbapi_connection.writer_queue is None
+        assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+    engine.dispose()
+
+
 def test_a_foreign_key_is_enforced(app, clock):
     from ivr_cbt.models import CheckIn
 

@@ -101,6 +101,12 @@ class TickReport:
         return text
 
 
+# Earliest due first; among attempts due at the same moment (a weekly slot's first calls) the
+# patient decides, not the row id, so the order calls are placed in does not depend on the order
+# the attempts happened to be written in (the cohort simulator's worker processes write them side by side).
+CLAIM_ORDER = (_attempts.c.due_at, _attempts.c.patient_id, _attempts.c.id)
+
+
 @dataclass
 class Dispatcher:
     """Everything a tick needs; build one per process (see ivr_cbt/scheduling/process.py)."""
@@ -196,7 +202,7 @@ class Dispatcher:
         due = (
             sa.select(_attempts.c.id)
             .where(_attempts.c.state == AttemptState.PENDING.value, _attempts.c.due_at <= now)
-            .order_by(_attempts.c.due_at, _attempts.c.id)
+            .order_by(*CLAIM_ORDER)
             .limit(capacity)
         )
         if conn.dialect.name == "postgresql":
@@ -215,7 +221,7 @@ class Dispatcher:
         )
         conn.commit()
         claimed = _CLAIMED.where(bulk.one_of(conn.dialect.name, _attempts.c.id, ids))
-        return conn.execute(claimed.order_by(_attempts.c.due_at, _attempts.c.id)).all()
+        return conn.execute(claimed.order_by(*CLAIM_ORDER)).all()
 
     # --- deciding and placing ----------------------------------------------------------------
 

@@ -18,10 +18,12 @@ after it, so a cohort's calls overlap rather than queue one after another.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
 import signal
 import time as wall
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,6 +84,7 @@ class Progress:
     simulated_until: datetime | None = None
     reconciled_at: datetime | None = None
     generated_runs: int = 0  # job runs in which the generation job ran (see _jobs)
+    overlapped_ticks: int = 0  # ticks run while calls of earlier ones were still playing (workers > 1)
     answered_at_jobs: int = -1
     wall_seconds: float = 0.0
 
@@ -178,6 +181,9 @@ class CohortPhone:
     def drain(self) -> None:
         """Every call has already ended (they run inside ``place_call``)."""
 
+    def earliest_start(self) -> datetime | None:
+        return None  # no call is ever still playing
+
     def close(self) -> None:
         pass
 
@@ -205,50 +211,167 @@ def _worker_ring(number: str, state: tuple, request: CallRequest, sid: str, star
     return (patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out), rang
 
 
-class ParallelPhones:
-    """The answerer with ``workers`` > 1: each placed call is played in one of several worker
-    processes (each with the app on the same database), as a real network plays calls side by side.
+def _worker_main(pipe, setup: tuple) -> None:
+    """A worker process's loop: play each call the parent sends, send back what it did; None ends it."""
+    _worker_start(*setup)
+    while (task := pipe.recv()) is not None:
+        try:
+            pipe.send(("ok", _worker_ring(*task)))
+        except Exception as exc:  # the parent re-raises it, with the worker's traceback
+            import traceback
 
-    ``place_call`` returns at once, as Twilio's API does; the webhooks arrive meanwhile. The run
-    waits for every call of a tick before the next event (``drain``), so what the scheduler sees,
-    and so what every patient does, is the same as with one process; only the order in which
-    rows are written, and so the row ids, may differ between runs.
+            pipe.send(("error", f"{exc!r}\n{traceback.format_exc()}"))
+    _worker["app"].extensions["db_engine"].dispose()
+
+
+class _Worker:
+    """One worker process and the pipe to it, with the calls sent to it and not yet collected.
+
+    A plain pipe, written and read by the run's own thread: a process pool's feeder and result
+    threads would wait for the interpreter lock while this process plays a call itself.
     """
+
+    def __init__(self, context, setup: tuple):
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, setup), daemon=True)
+        self.process.start()
+        child.close()
+        self.calls: deque[tuple[str, datetime]] = deque()  # (patient's number, call start), in order
+
+    def send(self, number: str, start: datetime, task: tuple) -> None:
+        self.pipe.send(task)
+        self.calls.append((number, start))
+
+    def finished(self) -> bool:
+        """The oldest call in flight has ended (its result is waiting)."""
+        return bool(self.calls) and self.pipe.poll()
+
+    def result(self) -> tuple[str, tuple, Rang]:
+        """Wait for the oldest call in flight; return (number, patient state, what the call did)."""
+        try:
+            kind, value = self.pipe.recv()
+        except EOFError:
+            raise RuntimeError(f"cohort worker process {self.process.pid} ended unexpectedly") from None
+        number, _ = self.calls.popleft()
+        if kind == "error":
+            raise RuntimeError(f"a call failed in a cohort worker process: {value}")
+        return (number, *value)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):  # a worker that already ended
+            self.pipe.send(None)
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+        self.pipe.close()
+
+
+class ParallelPhones:
+    """The answerer with ``workers`` > 1: calls are played in this process and in ``workers - 1``
+    worker processes (each with the app on the same database), as a real network plays calls
+    side by side.
+
+    A placed call goes to a worker process with room in its queue and ``place_call`` returns at
+    once, as Twilio's API does; the webhooks arrive meanwhile. When every worker's queue is full
+    this process plays the call itself (inside ``place_call``, as with one process), so no more
+    processes are busy than ``workers``: with one per core, none holding SQLite's write turn is
+    pushed off its core by another.
+
+    Calls may still be playing when the next tick runs, but only when that tick cannot tell
+    (``can_overlap``); otherwise, and before the program jobs, the run waits for them
+    (``drain``). So what the scheduler sees, and so what every patient does, is what it is with
+    one process; only the order in which rows are written, and so the row ids, may differ.
+    """
+
+    QUEUE = 2  # calls sent to one worker and not yet collected
 
     def __init__(self, app: Flask, patients: dict[str, VirtualPatient], progress: Progress, *, workers: int, setup):
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         self.patients = patients
         self.progress = progress
         self.clock: SimulatedClock = app.extensions["clock"]
-        self.pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start, initargs=setup
-        )
-        self.pending: dict = {}  # future -> phone number
+        self.here = CohortPhone(app, patients, progress)
+        context = multiprocessing.get_context("spawn")
+        self.workers = [_Worker(context, setup) for _ in range(workers - 1)]
 
     def __call__(self, request: CallRequest, placed: PlacedCall) -> None:
         patient = self.patients[request.to]
-        if request.to in self.pending.values():
-            self.drain()  # never two calls of one patient at once (their state travels with the call)
+        for worker in self.workers:
+            if any(number == request.to for number, _ in worker.calls):
+                self._collect(worker)  # never two calls of one patient at once (their state travels with the call)
+            while worker.finished():
+                self._take(worker)
+        free = min(self.workers, key=lambda worker: len(worker.calls))
+        if len(free.calls) >= self.QUEUE:
+            self.here(request, placed)  # every worker has enough to do: play this one here
+            return
         state = (patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out)
-        future = self.pool.submit(_worker_ring, request.to, state, request, placed.sid, self.clock.now())
-        self.pending[future] = request.to
+        start = self.clock.now()
+        free.send(request.to, start, (request.to, state, request, placed.sid, start))
+
+    def _take(self, worker: _Worker) -> None:
+        number, state, rang = worker.result()
+        patient = self.patients[number]
+        patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out = state
+        self.progress.add(rang)
+
+    def _collect(self, worker: _Worker) -> None:
+        while worker.calls:
+            self._take(worker)
+
+    def earliest_start(self) -> datetime | None:
+        """When the oldest call still playing started (None when none is)."""
+        return min((start for worker in self.workers for _, start in worker.calls), default=None)
 
     def drain(self) -> None:
         """Wait for every call in progress; take back each patient's state and count what happened."""
-        pending, self.pending = self.pending, {}
-        for future, number in pending.items():
-            state, rang = future.result()
-            patient = self.patients[number]
-            patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out = state
-            self.progress.add(rang)
+        for worker in self.workers:
+            self._collect(worker)
 
     def close(self) -> None:
         try:
             self.drain()
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            for worker in self.workers:
+                worker.stop()
+
+
+def overlap_horizon(settings: queue.SchedulingSettings) -> timedelta:
+    """How soon after a call starts its end can put new work in the queue: its retry (the
+    ladder's shortest delay; a next slot is a day or more away), or the sweep of a call that
+    never reported (``unconfirmed_after``, ``lost_after``)."""
+    delays = [step.delay for step in settings.ladder if step.delay is not None]
+    return min([*delays, timedelta(hours=1), settings.unconfirmed_after, settings.lost_after])
+
+
+_IN_FLIGHT = sa.select(sa.func.count()).where(
+    _attempts.c.state.in_([AttemptState.PLACING.value, AttemptState.PLACED.value])
+)
+_DUE_BY = sa.select(sa.func.count()).where(
+    _attempts.c.state == AttemptState.PENDING.value, _attempts.c.due_at <= sa.bindparam("b_at")
+)
+
+
+def can_overlap(conn: sa.Connection, answerer, dispatcher: Dispatcher, tick_at: datetime) -> bool:
+    """Whether the tick at ``tick_at`` does the same with calls still playing as after they end.
+
+    It does when (1) no call still playing can have put work in the queue that is due by then
+    (see overlap_horizon), so the tick's time and the attempts it may claim are the same, and
+    (2) the calls still playing do not limit what it claims: every attempt due fits in the
+    capacity left beside them, as it would with none playing (ivr_cbt/scheduling/dispatch.py).
+    """
+    earliest = answerer.earliest_start()
+    if earliest is None:
+        return True
+    settings = dispatcher.settings
+    if tick_at >= earliest + overlap_horizon(settings):
+        return False
+    due = conn.execute(_DUE_BY, {"b_at": tick_at}).scalar()
+    capacity = min(settings.max_concurrent - conn.execute(_IN_FLIGHT).scalar(), settings.batch)
+    if settings.cps > 0:
+        capacity = min(capacity, math.ceil(settings.cps * dispatcher.interval_seconds))
+    return due <= capacity
 
 
 def review_delay(seed: int, message_id: int, hours: list[float]) -> timedelta:
@@ -461,17 +584,22 @@ def _loop(app, cohort, seed, begin, until, zones, progress, on_progress, should_
     while not should_stop():
         with engine.connect() as conn:
             due = conn.execute(_NEXT_DUE).scalar()
-        if due is not None and due.tzinfo is None:
-            due = due.replace(tzinfo=UTC)
-        tick_at = _grid(max(due, clock.now()), interval) if due is not None else None
-        if next_jobs <= until and (tick_at is None or next_jobs <= tick_at):
+            if due is not None and due.tzinfo is None:
+                due = due.replace(tzinfo=UTC)
+            tick_at = _grid(max(due, clock.now()), interval) if due is not None else None
+            jobs_first = next_jobs <= until and (tick_at is None or next_jobs <= tick_at)
+            overlap = not jobs_first and tick_at is not None and can_overlap(conn, answerer, dispatcher, tick_at)
+        if not overlap and answerer.earliest_start() is not None:
+            answerer.drain()  # calls still playing could change what comes next: let them end, and look again
+            continue
+        if jobs_first:
             clock.set(max(next_jobs, clock.now()))
             _jobs(app, clock.now(), seed, hours, progress, closes)
             next_jobs += jobs_every
         elif tick_at is not None and tick_at <= until:
+            progress.overlapped_ticks += answerer.earliest_start() is not None
             clock.set(tick_at)
             dispatcher.tick(clock.now())
-            answerer.drain()  # the tick's calls end before the next event
             progress.ticks += 1
         else:
             break
