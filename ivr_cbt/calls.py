@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ivr_cbt import audit, checkins
 from ivr_cbt.callflow import engine, spec
-from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.db import insert_ignoring_conflicts, is_one_of
 from ivr_cbt.feedback import delivery
 from ivr_cbt.feedback.program import Program
 from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckIn, CheckinKind, CheckinStatus, Patient
@@ -74,7 +74,7 @@ _ATTEMPT_PLACED = (
     sa.update(_attempts)
     .where(
         _attempts.c.id == sa.bindparam("b_id"),
-        _attempts.c.state.in_([AttemptState.PLACING.value, AttemptState.AMBIGUOUS.value]),
+        is_one_of(_attempts.c.state, [AttemptState.PLACING.value, AttemptState.AMBIGUOUS.value]),
     )
     .values(state=AttemptState.PLACED.value)
 )

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from ivr_cbt import audit
-from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.db import insert_ignoring_conflicts, is_one_of
 from ivr_cbt.models import (
     Alert,
     AttemptState,
@@ -65,7 +65,7 @@ _PATIENT = sa.select(*SCHEDULE_COLUMNS).where(_patients.c.id == sa.bindparam("b_
 _ATTEMPT = sa.select(_attempts).where(_attempts.c.id == sa.bindparam("b_id"))
 _FINISH = (
     sa.update(_attempts)
-    .where(_attempts.c.id == sa.bindparam("b_id"), _attempts.c.state.in_([s.value for s in LIVE_STATES]))
+    .where(_attempts.c.id == sa.bindparam("b_id"), is_one_of(_attempts.c.state, [s.value for s in LIVE_STATES]))
     .values(state=AttemptState.DONE.value)
 )
 
@@ -216,25 +216,35 @@ def patient_row(conn: sa.Connection, patient_id: int) -> sa.Row:
     return conn.execute(_PATIENT, {"b_id": patient_id}).one()
 
 
+_WAITING_MESSAGE = sa.select(_messages.c.id).where(
+    _messages.c.patient_id == sa.bindparam("b_patient"),
+    _messages.c.week == sa.bindparam("b_week"),
+    _messages.c.status == FeedbackStatus.READY.value,
+)
+_DAILY_STATUS = sa.select(_checkins.c.status).where(
+    _checkins.c.patient_id == sa.bindparam("b_patient"),
+    _checkins.c.kind == CheckinKind.DAILY.value,
+    _checkins.c.day == sa.bindparam("b_day"),
+)
+_WEEKLY_STATUS = sa.select(_checkins.c.status).where(
+    _checkins.c.patient_id == sa.bindparam("b_patient"),
+    _checkins.c.kind == CheckinKind.WEEKLY.value,
+    _checkins.c.week == sa.bindparam("b_week"),
+)
+
+
 def checkin_status(
     conn: sa.Connection, patient_id: int, flow_id: str, week: int, slot_local: str
 ) -> CheckinStatus | None:
     """How far the slot's check-in got; for a feedback call, COMPLETE once its message is no longer waiting."""
     if flow_id == FEEDBACK_FLOW:
-        waiting = conn.execute(
-            sa.select(_messages.c.id).where(
-                _messages.c.patient_id == patient_id,
-                _messages.c.week == week,
-                _messages.c.status == FeedbackStatus.READY.value,
-            )
-        ).first()
+        waiting = conn.execute(_WAITING_MESSAGE, {"b_patient": patient_id, "b_week": week}).first()
         return None if waiting is not None else CheckinStatus.COMPLETE
     if flow_id == DAILY_FLOW:
         day = datetime.fromisoformat(slot_local).date()
-        where = (_checkins.c.kind == CheckinKind.DAILY.value, _checkins.c.day == day)
+        status = conn.execute(_DAILY_STATUS, {"b_patient": patient_id, "b_day": day}).scalar()
     else:
-        where = (_checkins.c.kind == CheckinKind.WEEKLY.value, _checkins.c.week == week)
-    status = conn.execute(sa.select(_checkins.c.status).where(_checkins.c.patient_id == patient_id, *where)).scalar()
+        status = conn.execute(_WEEKLY_STATUS, {"b_patient": patient_id, "b_week": week}).scalar()
     return CheckinStatus(status) if status is not None else None
 
 

@@ -15,12 +15,13 @@ from functools import cache
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ivr_cbt.db import is_one_of
 from ivr_cbt.models import AttemptState, Call, CallAttempt
 
 _attempts, _calls = CallAttempt.__table__, Call.__table__
 # Only an attempt still waiting to hear from the provider becomes placed: a webhook that came
 # first (the mock adapter answers during place_call; Twilio may be quick) may have moved it on.
-_MAYBE_PLACED = _attempts.c.state.in_([AttemptState.PLACING.value, AttemptState.AMBIGUOUS.value])
+_MAYBE_PLACED = is_one_of(_attempts.c.state, [AttemptState.PLACING.value, AttemptState.AMBIGUOUS.value])
 _CALL_NAMES = ("call_sid", "patient_id", "attempt_id", "language", "flow_id")
 
 
