@@ -308,3 +308,20 @@ def test_script_tokens(token, action):
 def test_bad_script_tokens_are_refused_with_the_token_named(token):
     with pytest.raises(ValueError, match="not a caller action"):
         parse_action(token)
+
+
+def test_the_in_process_transport_encodes_a_form_body_as_urlencode_does():
+    from urllib.parse import parse_qsl, urlencode
+
+    from ivr_cbt.simulator.transport import form_body
+
+    params = {
+        "From": "+12025550143",
+        "SpeechResult": "siete, año & más",
+        "Digits": "",
+        "Confidence": "0.91",
+        "ErrorUrl": "https://ivr.example.org/voice/step?s=3&e=noinput",
+    }
+    for _ in range(2):  # the second time from the cache of encoded pairs
+        assert form_body(params) == urlencode(params).encode()
+    assert dict(parse_qsl(form_body(params).decode(), keep_blank_values=True)) == params

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from ivr_cbt.calls import VoiceSettings
-from ivr_cbt.db import insert_ignoring_conflicts
+from ivr_cbt.db import insert_ignoring_conflicts, is_one_of
 from ivr_cbt.models import (
     AttemptState,
     Call,
@@ -101,6 +101,33 @@ class TickReport:
         return text
 
 
+# The tick's fixed statements, built once (a statement made afresh is also compiled afresh).
+_RECLAIM = (  # expired claims of attempts never handed to the provider: back to the queue
+    sa.update(_attempts)
+    .where(_attempts.c.state == AttemptState.CLAIMED.value, _attempts.c.lease_until < sa.bindparam("b_now"))
+    .values(state=AttemptState.PENDING.value, claimed_by=None, lease_until=None)
+)
+_LOST_PLACING = (  # expired leases of attempts that may have reached the provider: ambiguous
+    sa.update(_attempts)
+    .where(_attempts.c.state == AttemptState.PLACING.value, _attempts.c.lease_until < sa.bindparam("b_now"))
+    .values(state=AttemptState.AMBIGUOUS.value, outcome="dispatcher-lost")
+)
+_UNCONFIRMED = sa.select(_attempts.c.id).where(
+    _attempts.c.state == AttemptState.AMBIGUOUS.value,
+    _attempts.c.updated_at < sa.bindparam("b_before"),
+    ~sa.select(_calls.c.id).where(_calls.c.attempt_id == _attempts.c.id).exists(),
+)
+# One query per state: "state IN (a, b)" lets SQLite, once ANALYZE has seen that most rows
+# share a few states, scan the whole table (every patient's history); "state = a" uses the index.
+_LOST = tuple(
+    sa.select(_attempts.c.id).where(_attempts.c.state == state.value, _attempts.c.updated_at < sa.bindparam("b_before"))
+    for state in (AttemptState.PLACED, AttemptState.AMBIGUOUS)
+)
+# Attempts being placed, or placed and not finished: what MAX_CONCURRENT_CALLS limits.
+IN_FLIGHT = sa.select(sa.func.count()).where(
+    is_one_of(_attempts.c.state, [AttemptState.PLACING.value, AttemptState.PLACED.value])
+)
+
 # Earliest due first; among attempts due at the same moment (a weekly slot's first calls) the
 # patient decides, not the row id, so the order calls are placed in does not depend on the order
 # the attempts happened to be written in (the cohort simulator's worker processes write them side by side).
@@ -138,42 +165,18 @@ class Dispatcher:
 
     def _recover(self, conn: sa.Connection, now: datetime, report: TickReport) -> None:
         """Expired leases: claimed-only attempts go back to the queue; maybe-placed ones become ambiguous."""
-        report.reclaimed = conn.execute(
-            sa.update(_attempts)
-            .where(_attempts.c.state == AttemptState.CLAIMED.value, _attempts.c.lease_until < now)
-            .values(state=AttemptState.PENDING.value, claimed_by=None, lease_until=None, updated_at=now)
-        ).rowcount
-        report.ambiguous = conn.execute(
-            sa.update(_attempts)
-            .where(_attempts.c.state == AttemptState.PLACING.value, _attempts.c.lease_until < now)
-            .values(state=AttemptState.AMBIGUOUS.value, outcome="dispatcher-lost", updated_at=now)
-        ).rowcount
+        report.reclaimed = conn.execute(_RECLAIM, {"b_now": now, "updated_at": now}).rowcount
+        report.ambiguous = conn.execute(_LOST_PLACING, {"b_now": now, "updated_at": now}).rowcount
         conn.commit()
 
     def _sweep(self, conn: sa.Connection, now: datetime, report: TickReport) -> None:
         """Attempts nobody will report on: ambiguous ones no webhook ever confirmed, placed ones never finished."""
-        linked = sa.select(_calls.c.id).where(_calls.c.attempt_id == _attempts.c.id)
-        unconfirmed = conn.execute(
-            sa.select(_attempts.c.id).where(
-                _attempts.c.state == AttemptState.AMBIGUOUS.value,
-                _attempts.c.updated_at < now - self.settings.unconfirmed_after,
-                ~linked.exists(),
-            )
-        ).scalars()
+        unconfirmed = conn.execute(_UNCONFIRMED, {"b_before": now - self.settings.unconfirmed_after}).scalars()
         for attempt_id in list(unconfirmed):
             if queue.conclude(conn, attempt_id, "unconfirmed", self.settings, now):
                 report.unconfirmed += 1
-        # One query per state: "state IN (a, b)" lets SQLite, once ANALYZE has seen that most rows
-        # share a few states, scan the whole table (every patient's history); "state = a" uses the index.
-        lost = [
-            attempt_id
-            for state in (AttemptState.PLACED, AttemptState.AMBIGUOUS)
-            for attempt_id in conn.execute(
-                sa.select(_attempts.c.id).where(
-                    _attempts.c.state == state.value, _attempts.c.updated_at < now - self.settings.lost_after
-                )
-            ).scalars()
-        ]
+        before = now - self.settings.lost_after
+        lost = [attempt_id for query in _LOST for attempt_id in conn.execute(query, {"b_before": before}).scalars()]
         for attempt_id in lost:
             if queue.conclude(conn, attempt_id, "lost", self.settings, now):
                 report.lost += 1
@@ -182,11 +185,7 @@ class Dispatcher:
     # --- claiming ------------------------------------------------------------------------------
 
     def _capacity(self, conn: sa.Connection, limit: int | None) -> int:
-        in_flight = conn.execute(
-            sa.select(sa.func.count()).where(
-                _attempts.c.state.in_([AttemptState.PLACING.value, AttemptState.PLACED.value])
-            )
-        ).scalar()
+        in_flight = conn.execute(IN_FLIGHT).scalar()
         conn.commit()
         capacity = min(self.settings.max_concurrent - in_flight, self.settings.batch)
         if self.settings.cps > 0:

@@ -43,7 +43,7 @@ from ivr_cbt.report import mark_synthetic
 from ivr_cbt.report.extract import SYNTHETIC_ACTION, target_week
 from ivr_cbt.report.outcomes import Options
 from ivr_cbt.scheduling import attempts as queue
-from ivr_cbt.scheduling.dispatch import Dispatcher
+from ivr_cbt.scheduling.dispatch import IN_FLIGHT, Dispatcher
 from ivr_cbt.simulator.behaviour import Cohort, VirtualPatient, draw_cohort
 from ivr_cbt.simulator.callers import ScriptedCaller
 from ivr_cbt.simulator.phone import OfflinePhone
@@ -345,9 +345,6 @@ def overlap_horizon(settings: queue.SchedulingSettings) -> timedelta:
     return min([*delays, timedelta(hours=1), settings.unconfirmed_after, settings.lost_after])
 
 
-_IN_FLIGHT = sa.select(sa.func.count()).where(
-    _attempts.c.state.in_([AttemptState.PLACING.value, AttemptState.PLACED.value])
-)
 _DUE_BY = sa.select(sa.func.count()).where(
     _attempts.c.state == AttemptState.PENDING.value, _attempts.c.due_at <= sa.bindparam("b_at")
 )
@@ -368,7 +365,7 @@ def can_overlap(conn: sa.Connection, answerer, dispatcher: Dispatcher, tick_at: 
     if tick_at >= earliest + overlap_horizon(settings):
         return False
     due = conn.execute(_DUE_BY, {"b_at": tick_at}).scalar()
-    capacity = min(settings.max_concurrent - conn.execute(_IN_FLIGHT).scalar(), settings.batch)
+    capacity = min(settings.max_concurrent - conn.execute(IN_FLIGHT).scalar(), settings.batch)
     if settings.cps > 0:
         capacity = min(capacity, math.ceil(settings.cps * dispatcher.interval_seconds))
     return due <= capacity

@@ -7,8 +7,9 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 from flask import Flask
@@ -24,6 +25,18 @@ class HttpResponse:
 class Transport(Protocol):
     def send(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> HttpResponse:
         """Send a webhook request to the app at ``url`` (the public URL Twilio would use)."""
+
+
+@lru_cache(maxsize=8192)
+def _form_pair(name: str, value: str) -> str:
+    """One ``name=value`` of a form body, encoded as ``urlencode`` does. A call's requests repeat
+    most of their parameters (CallSid, From, To ...): each pair is encoded once."""
+    return f"{quote_plus(name)}={quote_plus(str(value))}"
+
+
+def form_body(params: dict[str, str]) -> bytes:
+    """``application/x-www-form-urlencoded`` body of ``params`` (what ``urlencode`` gives)."""
+    return "&".join([_form_pair(name, value) for name, value in params.items()]).encode()
 
 
 def _path(url: str) -> str:
@@ -53,7 +66,7 @@ class WsgiTransport:
 
     def send(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> HttpResponse:
         parts = urlsplit(url)
-        body = urlencode(params).encode() if method == "POST" else b""
+        body = form_body(params) if method == "POST" else b""
         environ = {
             "REQUEST_METHOD": method,
             "SCRIPT_NAME": "",
