@@ -316,7 +316,7 @@ def simulate_call_command(patient_id, keys, now, direction, answered_by):
     type=click.IntRange(1, 16),
     default=1,
     show_default=True,
-    help="Play calls in this many processes (faster on several cores; the same outcomes, row ids may differ).",
+    help="Play calls in this many processes, this one included (one per core; same outcomes, row ids may differ).",
 )
 @click.option(
     "--report",

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -115,8 +116,10 @@ class QueuedSQLiteConnection(sqlite3.Connection):
     def __init__(self, database, *args, **kwargs):
         super().__init__(database, *args, **kwargs)
         path = os.fspath(database) if isinstance(database, str | os.PathLike) else ""
-        usable = fcntl is not None and path not in ("", ":memory:") and not kwargs.get("uri")
-        self.writer_queue = WriterQueue(path + "-writer") if usable else None
+        self.writer_queue = None
+        if fcntl is not None and path not in ("", ":memory:") and not kwargs.get("uri"):
+            with contextlib.suppress(OSError):  # e.g. a read-only directory: SQLite's busy handler alone
+                self.writer_queue = WriterQueue(path + "-writer")
 
 
 class ImmediateSQLiteDialect(SQLiteDialect_pysqlite):

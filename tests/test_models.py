@@ -142,3 +142,20 @@ def test_the_migration_downgrades_and_upgrades_cleanly(tmp_path):
         sa.inspect(engine).get_table_names()
     )
     engine.dispose()
+
+
+def test_without_a_writer_queue_file_sqlite_still_works(tmp_path, monkeypatch):
+    """Where the lock file cannot be made (a read-only directory), SQLite's own busy handler alone queues writers."""
+
+    def refuse(path, timeout_s=db.BUSY_TIMEOUT_S):
+        raise PermissionError(path)
+
+    monkeypatch.setattr(db, "WriterQueue", refuse)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'plain.sqlite'}")
+    with engine.connect() as connection:
+        assert connection.connection.dbapi_connection.writer_queue is None
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        connection.commit()
+        assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    engine.dispose()
