@@ -599,6 +599,7 @@ def _loop(app, cohort, seed, begin, until, zones, progress, on_progress, should_
             dispatcher.tick(clock.now())
             progress.ticks += 1
         else:
+            answerer.drain()  # the end: every call counted before the last progress line
             break
         progress.simulated_until = clock.now()
         week = min(progress.weeks, max(0, (clock.now().date() - start_local).days // 7))
