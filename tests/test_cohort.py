@@ -434,3 +434,32 @@ def test_ctrl_c_stops_the_command_cleanly(tmp_path):
     state = CallAttempt.__table__.c.keys().index("state")
     assert {row[state] for row in tables["call_attempts"]} <= {"pending", "done"}
     assert len(tables["patients"]) == 200
+
+
+def test_a_call_that_fails_in_a_worker_process_stops_the_run_with_its_traceback(tmp_path):
+    """A worker's error comes back to the run as an error naming it, and a worker that dies is
+    reported as such: the run never waits for an answer that cannot come."""
+    import multiprocessing
+
+    from ivr_cbt.simulator.cohort import _Worker
+
+    url = f"sqlite:///{tmp_path}/worker.sqlite"
+    db.upgrade_database(url)
+    cohort = load_cohort(SMALL)
+    context = multiprocessing.get_context("spawn")
+    worker = _Worker(context, (url, cohort.raw, 11, 4, None))
+    start = datetime(2027, 1, 4, 14, 30, tzinfo=ZoneInfo("UTC"))
+    try:
+        worker.send("+19995550100", start, ("+19995550100",))  # a task the worker cannot play
+        with pytest.raises(RuntimeError, match="a call failed in a cohort worker process: TypeError"):
+            worker.result()
+        assert not worker.calls
+        worker.process.kill()
+        worker.process.join(30)
+        with pytest.raises(RuntimeError, match="ended unexpectedly"):
+            worker.send("+19995550100", start, ("+19995550100",))  # sending to a worker that died
+        worker.calls.append(("+19995550100", start))  # as if a call had been in flight when it died
+        with pytest.raises(RuntimeError, match="ended unexpectedly"):
+            worker.result()
+    finally:
+        worker.stop()

@@ -187,6 +187,10 @@ class Dispatcher:
     def _capacity(self, conn: sa.Connection, limit: int | None) -> int:
         in_flight = conn.execute(IN_FLIGHT).scalar()
         conn.commit()
+        return self.room(in_flight, limit)
+
+    def room(self, in_flight: int, limit: int | None = None) -> int:
+        """How many attempts a tick claims at most beside ``in_flight`` calls."""
         capacity = min(self.settings.max_concurrent - in_flight, self.settings.batch)
         if self.settings.cps > 0:
             # No point claiming more than can be placed before the next tick.

@@ -19,7 +19,6 @@ after it, so a cohort's calls overlap rather than queue one after another.
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import signal
 import time as wall
@@ -239,8 +238,14 @@ class _Worker:
         self.calls: deque[tuple[str, datetime]] = deque()  # (patient's number, call start), in order
 
     def send(self, number: str, start: datetime, task: tuple) -> None:
-        self.pipe.send(task)
+        try:
+            self.pipe.send(task)
+        except OSError:  # the worker has gone (its end of the pipe is closed)
+            raise self._ended() from None
         self.calls.append((number, start))
+
+    def _ended(self) -> RuntimeError:
+        return RuntimeError(f"cohort worker process {self.process.pid} ended unexpectedly")
 
     def finished(self) -> bool:
         """The oldest call in flight has ended (its result is waiting)."""
@@ -251,7 +256,7 @@ class _Worker:
         try:
             kind, value = self.pipe.recv()
         except EOFError:
-            raise RuntimeError(f"cohort worker process {self.process.pid} ended unexpectedly") from None
+            raise self._ended() from None
         number, _ = self.calls.popleft()
         if kind == "error":
             raise RuntimeError(f"a call failed in a cohort worker process: {value}")
@@ -365,10 +370,7 @@ def can_overlap(conn: sa.Connection, answerer, dispatcher: Dispatcher, tick_at: 
     if tick_at >= earliest + overlap_horizon(settings):
         return False
     due = conn.execute(_DUE_BY, {"b_at": tick_at}).scalar()
-    capacity = min(settings.max_concurrent - conn.execute(IN_FLIGHT).scalar(), settings.batch)
-    if settings.cps > 0:
-        capacity = min(capacity, math.ceil(settings.cps * dispatcher.interval_seconds))
-    return due <= capacity
+    return due <= dispatcher.room(conn.execute(IN_FLIGHT).scalar())
 
 
 def review_delay(seed: int, message_id: int, hours: list[float]) -> timedelta:
