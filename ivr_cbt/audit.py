@@ -7,10 +7,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from ivr_cbt.db import connection_of
+from ivr_cbt.db import Prepared, connection_of
 from ivr_cbt.models import AuditEvent
 
 _INSERT = sa.insert(AuditEvent.__table__)
+_RECORD = Prepared(_INSERT)
 
 
 def record(
@@ -24,8 +25,8 @@ def record(
     **detail,
 ) -> None:
     """Write an audit row in the caller's transaction (committed with the work it describes)."""
-    connection_of(target).execute(
-        _INSERT,
+    _RECORD.rowcount(
+        connection_of(target),
         {"at": now, "actor": actor, "action": action, "patient_id": patient_id, "call_sid": call_sid, "detail": detail},
     )
 

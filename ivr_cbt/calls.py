@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ivr_cbt import audit, checkins
 from ivr_cbt.callflow import engine, spec
-from ivr_cbt.db import insert_ignoring_conflicts, is_one_of
+from ivr_cbt.db import Prepared, insert_ignoring_conflicts, is_one_of
 from ivr_cbt.feedback import delivery
 from ivr_cbt.feedback.program import Program
 from ivr_cbt.models import AttemptState, Call, CallAttempt, CheckIn, CheckinKind, CheckinStatus, Patient
@@ -31,18 +31,20 @@ log = logging.getLogger(__name__)
 # Webhook turns run these statements many times a second: build them once, bind values per turn.
 _calls = Call.__table__
 _patients = Patient.__table__
-_CALL_BY_SID = sa.select(_calls).where(_calls.c.call_sid == sa.bindparam("b_sid"))
+_CALL_BY_SID = Prepared(sa.select(_calls).where(_calls.c.call_sid == sa.bindparam("b_sid")))
 # A step reads only what the flow needs: not the last TwiML (~1 kB, read back only for a
 # duplicate delivery) nor the call's times, which it never changes.
 _c = _calls.c
-_CALL_FOR_STEP = sa.select(
-    *(_c.id, _c.call_sid, _c.patient_id, _c.checkin_id, _c.attempt_id, _c.language, _c.flow_id),
-    *(_c.flow_state, _c.step, _c.feedback_id, _c.feedback_version),
-).where(_calls.c.call_sid == sa.bindparam("b_sid"))
+_CALL_FOR_STEP = Prepared(
+    sa.select(
+        *(_c.id, _c.call_sid, _c.patient_id, _c.checkin_id, _c.attempt_id, _c.language, _c.flow_id),
+        *(_c.flow_state, _c.step, _c.feedback_id, _c.feedback_version),
+    ).where(_calls.c.call_sid == sa.bindparam("b_sid"))
+)
 # A status callback needs only the call's status and what a finished call concludes, with
 # its check-in's status (only one still in progress is left partial when the call ends).
 _checkins = CheckIn.__table__
-_CALL_FOR_STATUS = (
+_CALL_FOR_STATUS = Prepared(
     sa.select(
         *(_c.id, _c.status, _c.answered_by, _c.checkin_id, _c.attempt_id),
         _checkins.c.status.label("checkin_status"),
@@ -50,14 +52,20 @@ _CALL_FOR_STATUS = (
     .outerjoin(_checkins, _checkins.c.id == _c.checkin_id)
     .where(_c.call_sid == sa.bindparam("b_sid"))
 )
-_TAKE_STEP = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.step == sa.bindparam("b_seq"))
-_MOVE_STATUS = sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.status == sa.bindparam("b_status"))
-_LAST_TWIML = sa.select(_calls.c.last_twiml).where(_calls.c.id == sa.bindparam("b_id"))
-_PATIENT_BY_PHONE = sa.select(_patients.c.id, _patients.c.language).where(_patients.c.phone == sa.bindparam("b_phone"))
+_TAKE_STEP = Prepared(
+    sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.step == sa.bindparam("b_seq"))
+)
+_MOVE_STATUS = Prepared(
+    sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.status == sa.bindparam("b_status"))
+)
+_LAST_TWIML = Prepared(sa.select(_calls.c.last_twiml).where(_calls.c.id == sa.bindparam("b_id")))
+_PATIENT_BY_PHONE = Prepared(
+    sa.select(_patients.c.id, _patients.c.language).where(_patients.c.phone == sa.bindparam("b_phone"))
+)
 _PATIENT_ID_BY_CODE = sa.select(_patients.c.id).where(_patients.c.code == sa.bindparam("b_code"))
 _NEW_CALL = sa.insert(_calls).returning(_calls.c.id)
 _attempts = CallAttempt.__table__
-_ATTEMPT = (
+_ATTEMPT = Prepared(
     sa.select(
         _attempts.c.id,
         _attempts.c.patient_id,
@@ -70,7 +78,7 @@ _ATTEMPT = (
     .where(_attempts.c.id == sa.bindparam("b_id"))
 )
 # The provider has the call: remember its sid (whoever learns it first, dispatcher or webhook).
-_ATTEMPT_PLACED = (
+_ATTEMPT_PLACED = Prepared(
     sa.update(_attempts)
     .where(
         _attempts.c.id == sa.bindparam("b_id"),
@@ -78,7 +86,7 @@ _ATTEMPT_PLACED = (
     )
     .values(state=AttemptState.PLACED.value)
 )
-_ATTEMPT_SID = (
+_ATTEMPT_SID = Prepared(
     sa.update(_attempts)
     .where(_attempts.c.id == sa.bindparam("b_id"), _attempts.c.call_sid.is_(None))
     .values(call_sid=sa.bindparam("b_sid"))
@@ -201,12 +209,10 @@ class CallService:
     def _preselect(self, answered: Answered) -> sa.Row | None:
         """The patient (id, language) the number points to; only the PIN proves who answered."""
         number = answered.from_ if answered.direction == "inbound" else answered.to
-        return self.conn.execute(_PATIENT_BY_PHONE, {"b_phone": number}).one_or_none() if number else None
+        return _PATIENT_BY_PHONE.first(self.conn, {"b_phone": number}) if number else None
 
     def _new_call(self, answered: Answered) -> sa.Row:
-        attempt = (
-            self.conn.execute(_ATTEMPT, {"b_id": answered.attempt_id}).one_or_none() if answered.attempt_id else None
-        )
+        attempt = _ATTEMPT.first(self.conn, {"b_id": answered.attempt_id}) if answered.attempt_id else None
         if attempt is not None:
             # A scheduled call: the attempt says who was called and which flow runs.
             patient_id, language, flow_id = attempt.patient_id, attempt.language, attempt.flow_id
@@ -238,13 +244,13 @@ class CallService:
 
     def step(self, call_sid: str, seq: int, event: spec.Event) -> tuple[str, list[int]]:
         """Resume the call's flow with what the caller did at step ``seq``."""
-        call = self.conn.execute(_CALL_FOR_STEP, {"b_sid": call_sid}).one_or_none()
+        call = _CALL_FOR_STEP.first(self.conn, {"b_sid": call_sid})
         if call is None:
             raise UnknownCall(call_sid)
         state = call.flow_state
         if seq != call.step or not state or state.get("node") is None:
             # A duplicate, stale or finished step: replay what the call was last told.
-            last_twiml = self.conn.execute(_LAST_TWIML, {"b_id": call.id}).scalar()
+            last_twiml = _LAST_TWIML.scalar(self.conn, {"b_id": call.id})
             return last_twiml or self._hangup(call.language), []
         if isinstance(event, spec.Played) != bool(state.get("playing")):
             raise MismatchedEvent(call_sid)
@@ -392,7 +398,7 @@ class CallService:
         so a retry after midnight still fills its own week; otherwise the caller's today."""
         if call.attempt_id is None:
             return None, None
-        attempt = self.conn.execute(_ATTEMPT, {"b_id": call.attempt_id}).one_or_none()
+        attempt = _ATTEMPT.first(self.conn, {"b_id": call.attempt_id})
         if attempt is None or attempt.patient_id != patient.id:
             return None, None
         return attempt.week, datetime.fromisoformat(attempt.slot_local).date()
@@ -411,10 +417,10 @@ class CallService:
 
     def _commit(self, call: sa.Row, seq: int, changes: dict) -> str:
         """Take step ``seq`` (compare-and-set) and commit; if another delivery took it, replay."""
-        taken = self.conn.execute(_TAKE_STEP, {"b_id": call.id, "b_seq": seq, "step": seq + 1, **changes}).rowcount
+        taken = _TAKE_STEP.rowcount(self.conn, {"b_id": call.id, "b_seq": seq, "step": seq + 1, **changes})
         if taken != 1:
             self.conn.rollback()
-            return self.conn.execute(_LAST_TWIML, {"b_id": call.id}).scalar()
+            return _LAST_TWIML.scalar(self.conn, {"b_id": call.id})
         self.conn.commit()
         return changes["last_twiml"]
 
@@ -422,7 +428,7 @@ class CallService:
 
     def status(self, report: StatusReport) -> None:
         """Record a status callback; a finished call leaves an unfinished check-in partial."""
-        call = self.conn.execute(_CALL_FOR_STATUS, {"b_sid": report.call_sid}).one_or_none()
+        call = _CALL_FOR_STATUS.first(self.conn, {"b_sid": report.call_sid})
         if call is None:
             insert_ignoring_conflicts(
                 self.conn,
@@ -437,7 +443,7 @@ class CallService:
                     "created_at": self.now,
                 },
             )
-            call = self.conn.execute(_CALL_FOR_STATUS, {"b_sid": report.call_sid}).one()
+            call = _CALL_FOR_STATUS.first(self.conn, {"b_sid": report.call_sid})
         new = next_status(call.status, report.status)
         changes: dict = {}
         if new != call.status:
@@ -451,7 +457,7 @@ class CallService:
             changes["answered_by"] = answered_by
         if changes:
             # Only move forward: a concurrent callback that already finished the call wins.
-            moved = self.conn.execute(_MOVE_STATUS, {"b_id": call.id, "b_status": call.status, **changes}).rowcount
+            moved = _MOVE_STATUS.rowcount(self.conn, {"b_id": call.id, "b_status": call.status, **changes})
             attempt_id = report.attempt_id or call.attempt_id
             if moved and new in TERMINAL and attempt_id is not None:
                 mark_attempt_placed(self.conn, attempt_id, report.call_sid, self.now)
@@ -467,7 +473,7 @@ class CallService:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _call(self, call_sid: str) -> sa.Row | None:
-        return self.conn.execute(_CALL_BY_SID, {"b_sid": call_sid}).one_or_none()
+        return _CALL_BY_SID.first(self.conn, {"b_sid": call_sid})
 
     def _voicemail(self, language: str) -> str:
         outputs = [
@@ -508,8 +514,8 @@ def _outcome(status: str, answered_by: str | None) -> str:
 
 def mark_attempt_placed(conn: sa.Connection, attempt_id: int, call_sid: str, now: datetime) -> None:
     """A webhook for a scheduled call arrived: the provider has it, whatever the dispatcher heard."""
-    conn.execute(_ATTEMPT_PLACED, {"b_id": attempt_id, "updated_at": now})
-    conn.execute(_ATTEMPT_SID, {"b_id": attempt_id, "b_sid": call_sid})
+    _ATTEMPT_PLACED.rowcount(conn, {"b_id": attempt_id, "updated_at": now})
+    _ATTEMPT_SID.rowcount(conn, {"b_id": attempt_id, "b_sid": call_sid})
 
 
 def record_placed_call(conn: sa.Connection, attempt: sa.Row, call_sid: str, now: datetime) -> None:

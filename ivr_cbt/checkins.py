@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ivr_cbt import audit
 from ivr_cbt.callflow import spec
-from ivr_cbt.db import insert_ignoring_conflicts, insert_returning_key
+from ivr_cbt.db import Prepared, insert_ignoring_conflicts, insert_returning_key
 from ivr_cbt.models import Alert, Answer, AuditEvent, CheckIn, CheckinKind, CheckinStatus, Patient
 from ivr_cbt.patients import local_date, program_week
 from ivr_cbt.security import verify_pin
@@ -61,15 +61,21 @@ _RECENT_FAILURES = (
     .scalar_subquery()
     .label("recent_failures")
 )
-_PATIENT_BY_ID = sa.select(*_PATIENT_COLUMNS, _RECENT_FAILURES).where(_patients.c.id == sa.bindparam("b_id"))
-_PATIENT_BY_CODE = sa.select(*_PATIENT_COLUMNS, _RECENT_FAILURES).where(_patients.c.code == sa.bindparam("b_code"))
-_REOPEN = sa.update(_checkins).where(_checkins.c.id == sa.bindparam("b_id"))
-_ANSWERED = sa.select(_answers.c.item_key).where(_answers.c.checkin_id == sa.bindparam("b_id"))
-_UNLESS_COMPLETE = sa.update(_checkins).where(
-    _checkins.c.id == sa.bindparam("b_id"), _checkins.c.status != CheckinStatus.COMPLETE.value
+_PATIENT_BY_ID = Prepared(sa.select(*_PATIENT_COLUMNS, _RECENT_FAILURES).where(_patients.c.id == sa.bindparam("b_id")))
+_PATIENT_BY_CODE = Prepared(
+    sa.select(*_PATIENT_COLUMNS, _RECENT_FAILURES).where(_patients.c.code == sa.bindparam("b_code"))
 )
-_IF_IN_PROGRESS = sa.update(_checkins).where(
-    _checkins.c.id == sa.bindparam("b_id"), _checkins.c.status == CheckinStatus.IN_PROGRESS.value
+_REOPEN = Prepared(sa.update(_checkins).where(_checkins.c.id == sa.bindparam("b_id")))
+_ANSWERED = Prepared(sa.select(_answers.c.item_key).where(_answers.c.checkin_id == sa.bindparam("b_id")))
+_UNLESS_COMPLETE = Prepared(
+    sa.update(_checkins).where(
+        _checkins.c.id == sa.bindparam("b_id"), _checkins.c.status != CheckinStatus.COMPLETE.value
+    )
+)
+_IF_IN_PROGRESS = Prepared(
+    sa.update(_checkins).where(
+        _checkins.c.id == sa.bindparam("b_id"), _checkins.c.status == CheckinStatus.IN_PROGRESS.value
+    )
 )
 _NEW_ALERT = sa.insert(_alerts).returning(_alerts.c.id)
 
@@ -86,9 +92,9 @@ def verify_caller(
     """
     since = now - LOCKOUT_WINDOW
     if code is not None:
-        patient = conn.execute(_PATIENT_BY_CODE, {"b_code": code, "b_since": since}).one_or_none()
+        patient = _PATIENT_BY_CODE.first(conn, {"b_code": code, "b_since": since})
     elif patient_id is not None:
-        patient = conn.execute(_PATIENT_BY_ID, {"b_id": patient_id, "b_since": since}).one_or_none()
+        patient = _PATIENT_BY_ID.first(conn, {"b_id": patient_id, "b_since": since})
     else:
         patient = None
     if patient is None:
@@ -146,8 +152,8 @@ def open_checkin(
         )
     ).one()
     if checkin.status in (CheckinStatus.PARTIAL, CheckinStatus.MISSED):
-        conn.execute(_REOPEN, {"b_id": checkin.id, "status": CheckinStatus.IN_PROGRESS.value, "updated_at": now})
-    return checkin.id, set(conn.execute(_ANSWERED, {"b_id": checkin.id}).scalars())
+        _REOPEN.rowcount(conn, {"b_id": checkin.id, "status": CheckinStatus.IN_PROGRESS.value, "updated_at": now})
+    return checkin.id, {row.item_key for row in _ANSWERED.rows(conn, {"b_id": checkin.id})}
 
 
 def record_answer(
@@ -184,12 +190,12 @@ def update_progress(
     values: dict = {"b_id": checkin_id, "next_item": remaining[0] if remaining else None, "updated_at": now}
     if not remaining:
         values.update(status=CheckinStatus.COMPLETE.value, completed_at=now)
-    conn.execute(_UNLESS_COMPLETE, values)
+    _UNLESS_COMPLETE.rowcount(conn, values)
 
 
 def close_after_call(conn: sa.Connection, checkin_id: int, now: datetime) -> None:
     """A call ended: a check-in it left unfinished becomes partial (its answers stay)."""
-    conn.execute(_IF_IN_PROGRESS, {"b_id": checkin_id, "status": CheckinStatus.PARTIAL.value, "updated_at": now})
+    _IF_IN_PROGRESS.rowcount(conn, {"b_id": checkin_id, "status": CheckinStatus.PARTIAL.value, "updated_at": now})
 
 
 def open_alert(

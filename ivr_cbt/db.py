@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sqlite3
@@ -221,10 +222,10 @@ def is_sqlite(bind: sa.Engine | sa.Connection | orm.Session) -> bool:
 
 
 @cache
-def _insert_ignoring(dialect_name: str, table: sa.Table):
+def _insert_ignoring(dialect_name: str, table: sa.Table) -> Prepared:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     # RETURNING tells inserted from ignored on both databases (PostgreSQL's rowcount is -1 here).
-    return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return Prepared(dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns))
 
 
 def insert_ignoring_conflicts(target: sa.Connection | orm.Session, table: sa.Table, values: dict) -> bool:
@@ -235,7 +236,134 @@ def insert_ignoring_conflicts(target: sa.Connection | orm.Session, table: sa.Tab
 def insert_returning_key(target: sa.Connection | orm.Session, table: sa.Table, values: dict):
     """Insert a row unless a unique key already holds it; return its primary key if inserted, else None."""
     conn = connection_of(target)
-    return conn.execute(_insert_ignoring(conn.dialect.name, table), values).scalar()
+    return _insert_ignoring(conn.dialect.name, table).scalar(conn, values)
+
+
+class Prepared:
+    """A prebuilt Core statement that runs straight on the connection's DBAPI cursor.
+
+    The webhook turns run a few such statements per request, and SQLAlchemy's execution
+    path (execution context, event dispatch, result objects) cost five times what SQLite
+    itself spends on them (measured: 17 us against 3 us for the step's SELECT). This keeps
+    what matters of that path: the statement is compiled by SQLAlchemy, once per dialect and
+    parameter set; values go through the columns' own bind processors (UTC datetimes, JSON,
+    enums) and Python-side insert defaults; rows come back through the result processors;
+    the statement joins the connection's transaction (beginning it as ``execute`` would);
+    DBAPI errors are raised as SQLAlchemy's, and a lost connection invalidates it. What it
+    drops: statement events and echo logging, which the webhook path does not use.
+
+    Rows are plain named tuples of the statement's columns (``row.step``, ``row[0]``).
+    """
+
+    def __init__(self, statement: sa.Executable):
+        self.statement = statement
+        self._plans: dict[tuple, _Plan] = {}
+
+    def _plan(self, conn: sa.Connection, params: dict) -> _Plan:
+        dialect = conn.dialect
+        key = (dialect.name, dialect.driver, *params)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(self.statement, dialect, list(params))
+        return plan
+
+    def rows(self, conn: sa.Connection, params: dict) -> list:
+        return self._plan(conn, params).run(conn, params, fetch=True)
+
+    def first(self, conn: sa.Connection, params: dict):
+        """The first row, or None."""
+        rows = self.rows(conn, params)
+        return rows[0] if rows else None
+
+    def scalar(self, conn: sa.Connection, params: dict):
+        """The first column of the first row, or None."""
+        rows = self.rows(conn, params)
+        return rows[0][0] if rows else None
+
+    def rowcount(self, conn: sa.Connection, params: dict) -> int:
+        """Run a statement that returns no rows; the number of rows it changed."""
+        return self._plan(conn, params).run(conn, params, fetch=False)
+
+
+class _Plan:
+    """One compiled form of a Prepared statement (a dialect, a set of parameter names)."""
+
+    def __init__(self, statement: sa.Executable, dialect: sa.Dialect, keys: list[str]):
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("Prepared statements cannot expand IN lists (see is_one_of)")
+        if compiled.update_prefetch:
+            raise ValueError("Prepared statements do not run onupdate defaults")
+        self.sql = compiled.string
+        given = set(keys)
+        constants = compiled.construct_params(_check=False)
+        # Python-side insert defaults of columns not given (SQLAlchemy's "prefetch").
+        self.defaults = []
+        for column in compiled.insert_prefetch:
+            default = column.default
+            if default is None or not (default.is_scalar or default.is_callable):
+                raise ValueError(f"Prepared statements cannot compute the default of {column}")
+            self.defaults.append((column.key, default.is_callable, default.arg))
+        processors = {}
+        for bind, name in compiled.bind_names.items():
+            if bind.required and name not in given:
+                raise sa.exc.ArgumentError(f"a value is required for bind parameter {name!r}")
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        order = compiled.positiontup if dialect.positional else list(constants)
+        # Each parameter: (its name, whether the caller gives it, its constant, its processor).
+        self.binds = [(name, name in given, constants.get(name), processors.get(name)) for name in order]
+        self.positional, self.names = dialect.positional, list(order)
+        columns = list(getattr(statement, "exported_columns", ()))
+        self.row_type = collections.namedtuple("Row", [c.key for c in columns]) if columns else None
+        self.result_processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self.any_result_processor = any(self.result_processors)
+
+    def _values(self, params: dict):
+        if self.defaults:
+            params = dict(params)
+            for key, is_callable, arg in self.defaults:
+                params[key] = arg(None) if is_callable else arg
+        values = []
+        for name, given, constant, processor in self.binds:
+            value = params[name] if given or name in params else constant
+            values.append(processor(value) if processor is not None else value)
+        return values if self.positional else dict(zip(self.names, values, strict=True))
+
+    def run(self, conn: sa.Connection, params: dict, *, fetch: bool):
+        if not conn.in_transaction():
+            conn.begin()
+        values = self._values(params)
+        dbapi_connection = conn.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(self.sql, values)
+            if not fetch:
+                return cursor.rowcount
+            raw = cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as error:
+            dialect = conn.dialect
+            disconnected = dialect.is_disconnect(error, dbapi_connection, cursor)
+            if disconnected:
+                conn.invalidate(error)
+            raise sa.exc.DBAPIError.instance(
+                self.sql,
+                values,
+                error,
+                dialect.loaded_dbapi.Error,
+                dialect=dialect,
+                connection_invalidated=disconnected,
+            ) from error
+        finally:
+            cursor.close()
+        if self.row_type is None:
+            return raw
+        make = self.row_type._make
+        if not self.any_result_processor:
+            return [make(row) for row in raw]
+        processors = self.result_processors
+        return [make([p(v) if p is not None else v for p, v in zip(processors, row, strict=True)]) for row in raw]
 
 
 def is_one_of(column: sa.ColumnElement, values) -> sa.ColumnElement[bool]:

@@ -1,0 +1,125 @@
+"""db.Prepared: prebuilt statements run on the DBAPI cursor give what SQLAlchemy's own
+execution gives (types both ways, defaults, transactions, errors), on every backend."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from ivr_cbt import db
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+metadata = sa.MetaData()
+things = sa.Table(
+    "prepared_things",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(20), unique=True, nullable=False),
+    sa.Column("at", db.UTCDateTime, nullable=False),
+    sa.Column("doc", sa.JSON),
+    sa.Column("colour", sa.Enum(Colour, native_enum=False, length=8)),
+    sa.Column("flag", sa.Boolean, default=False, nullable=False),
+    sa.Column("detail", sa.JSON, default=dict, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False, server_default="0"),
+)
+INSERT = db.Prepared(sa.insert(things).returning(things.c.id))
+SELECT = db.Prepared(
+    sa.select(things.c.id, things.c.at, things.c.doc, things.c.colour, things.c.flag, things.c.detail).where(
+        things.c.name == sa.bindparam("b_name")
+    )
+)
+TAKE = db.Prepared(
+    sa.update(things).where(things.c.id == sa.bindparam("b_id"), things.c.step == sa.bindparam("b_step"))
+)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = db.make_engine(database_url)
+    metadata.create_all(engine)
+    yield engine
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+def sa_row(conn, name):
+    return conn.execute(sa.select(things).where(things.c.name == name)).one()
+
+
+def test_values_go_in_and_come_out_as_sqlalchemy_would(engine):
+    at = datetime(2026, 3, 8, 6, 30, 15, 250, tzinfo=timezone(timedelta(hours=-5)))
+    with engine.connect() as conn:
+        new_id = INSERT.scalar(
+            conn, {"name": "a", "at": at, "doc": {"node": "pain", "tries": [1, 2]}, "colour": Colour.RED}
+        )
+        conn.commit()
+        stored = sa_row(conn, "a")
+        assert (stored.id, stored.at, stored.doc, stored.colour) == (
+            new_id,
+            at,
+            {"node": "pain", "tries": [1, 2]},
+            Colour.RED,
+        )
+        assert stored.at.tzinfo == UTC
+        # Python-side defaults of columns not given, as Core's insert applies them; the server default.
+        assert (stored.flag, stored.detail, stored.step) == (False, {}, 0)
+        # Read back through Prepared: the same values and types as SQLAlchemy's own row.
+        row = SELECT.first(conn, {"b_name": "a"})
+        expected = conn.execute(SELECT.statement, {"b_name": "a"}).one()
+        assert tuple(row) == tuple(expected)
+        assert type(row.colour) is type(expected.colour) and type(row.at) is type(expected.at)
+        assert row.id == new_id and row.doc["node"] == "pain"
+        assert SELECT.first(conn, {"b_name": "nobody"}) is None
+        assert SELECT.scalar(conn, {"b_name": "a"}) == new_id
+
+
+def test_it_joins_the_connections_transaction(engine):
+    at = datetime(2026, 3, 8, 12, tzinfo=UTC)
+    with engine.connect() as conn:
+        INSERT.scalar(conn, {"name": "kept", "at": at})
+        assert conn.in_transaction()  # begun as conn.execute would (BEGIN IMMEDIATE on SQLite)
+        conn.commit()
+        INSERT.scalar(conn, {"name": "dropped", "at": at})
+        conn.rollback()
+        names = set(conn.execute(sa.select(things.c.name)).scalars())
+    assert names == {"kept"}
+
+
+def test_an_update_reports_the_rows_it_changed(engine):
+    with engine.connect() as conn:
+        thing = INSERT.scalar(conn, {"name": "t", "at": datetime(2026, 1, 1, tzinfo=UTC)})
+        # The SET columns come from the parameters, as with Core: each set of names compiles once.
+        assert TAKE.rowcount(conn, {"b_id": thing, "b_step": 0, "step": 1, "doc": {"n": 1}}) == 1
+        assert TAKE.rowcount(conn, {"b_id": thing, "b_step": 0, "step": 2, "doc": {"n": 2}}) == 0  # step taken
+        assert TAKE.rowcount(conn, {"b_id": thing, "b_step": 1, "step": 2}) == 1
+        conn.commit()
+        stored = sa_row(conn, "t")
+    assert (stored.step, stored.doc) == (2, {"n": 1})
+
+
+def test_a_database_error_is_sqlalchemys_and_the_connection_stays_usable(engine):
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.connect() as conn:
+        INSERT.scalar(conn, {"name": "same", "at": at})
+        conn.commit()
+        with pytest.raises(sa.exc.IntegrityError):
+            INSERT.scalar(conn, {"name": "same", "at": at})
+        conn.rollback()
+        assert SELECT.scalar(conn, {"b_name": "same"}) is not None
+
+
+def test_statements_it_cannot_run_faithfully_are_refused(engine):
+    with engine.connect() as conn:
+        with pytest.raises(ValueError, match="IN lists"):
+            db.Prepared(sa.select(things.c.id).where(things.c.name.in_(["a", "b"]))).rows(conn, {})
+        with pytest.raises(sa.exc.ArgumentError, match="b_name"):
+            SELECT.first(conn, {})
+        conn.rollback()
