@@ -62,8 +62,8 @@ _LAST_TWIML = Prepared(sa.select(_calls.c.last_twiml).where(_calls.c.id == sa.bi
 _PATIENT_BY_PHONE = Prepared(
     sa.select(_patients.c.id, _patients.c.language).where(_patients.c.phone == sa.bindparam("b_phone"))
 )
-_PATIENT_ID_BY_CODE = sa.select(_patients.c.id).where(_patients.c.code == sa.bindparam("b_code"))
-_NEW_CALL = sa.insert(_calls).returning(_calls.c.id)
+_PATIENT_ID_BY_CODE = Prepared(sa.select(_patients.c.id).where(_patients.c.code == sa.bindparam("b_code")))
+_NEW_CALL = Prepared(sa.insert(_calls).returning(_calls.c.id))
 _attempts = CallAttempt.__table__
 _ATTEMPT = Prepared(
     sa.select(
@@ -352,7 +352,7 @@ class CallService:
         )
         if patient is None:
             if verify.code is not None:
-                turn.claimed_patient_id = self.conn.execute(_PATIENT_ID_BY_CODE, {"b_code": verify.code}).scalar()
+                turn.claimed_patient_id = _PATIENT_ID_BY_CODE.scalar(self.conn, {"b_code": verify.code})
             else:
                 turn.claimed_patient_id = turn.patient_id
             return spec.Rejected()
@@ -563,8 +563,8 @@ def place_checkin_call(
             status_callback_url=settings.url("/voice/status"),
         )
     )
-    conn.execute(
-        _NEW_CALL,
+    _NEW_CALL.scalar(
+        conn,
         {
             "call_sid": placed.sid,
             "patient_id": patient.id,

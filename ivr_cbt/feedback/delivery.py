@@ -15,12 +15,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ivr_cbt.callflow import spec
+from ivr_cbt.db import Prepared, is_one_of
 from ivr_cbt.feedback.segments import spoken_number
 from ivr_cbt.models import FeedbackMessage, FeedbackRecording, FeedbackStatus
 from ivr_cbt.twiml import Clip, Text
 
 _messages, _recordings = FeedbackMessage.__table__, FeedbackRecording.__table__
-_WAITING = (
+_WAITING = Prepared(
     sa.select(_messages.c.id, _messages.c.version, _messages.c.week)
     .where(
         _messages.c.patient_id == sa.bindparam("b_patient"),
@@ -29,13 +30,15 @@ _WAITING = (
     .order_by(_messages.c.week.desc())
     .limit(1)
 )
-_SEGMENTS = sa.select(_messages.c.segments, _messages.c.version).where(_messages.c.id == sa.bindparam("b_id"))
-_HEARD = (
+_SEGMENTS = Prepared(
+    sa.select(_messages.c.segments, _messages.c.version).where(_messages.c.id == sa.bindparam("b_id"))
+)
+_HEARD = Prepared(
     sa.update(_messages)
     .where(_messages.c.id == sa.bindparam("b_id"), _messages.c.version == sa.bindparam("b_version"))
     .values(plays=_messages.c.plays + 1)
 )
-_DELIVER = (
+_DELIVER = Prepared(
     sa.update(_messages)
     .where(
         _messages.c.id == sa.bindparam("b_id"),
@@ -45,12 +48,12 @@ _DELIVER = (
     .values(status=FeedbackStatus.DELIVERED.value)
     .returning(_messages.c.patient_id, _messages.c.week)
 )
-_SUPERSEDE = (
+_SUPERSEDE = Prepared(
     sa.update(_messages)
     .where(
         _messages.c.patient_id == sa.bindparam("b_patient"),
         _messages.c.week < sa.bindparam("b_week"),
-        _messages.c.status.in_([FeedbackStatus.READY.value, FeedbackStatus.PENDING_REVIEW.value]),
+        is_one_of(_messages.c.status, [FeedbackStatus.READY.value, FeedbackStatus.PENDING_REVIEW.value]),
     )
     .values(status=FeedbackStatus.SUPERSEDED.value)
 )
@@ -58,12 +61,12 @@ _SUPERSEDE = (
 
 def waiting(conn: sa.Connection, patient_id: int) -> sa.Row | None:
     """The message the patient's next call plays (id, version, week), or None."""
-    return conn.execute(_WAITING, {"b_patient": patient_id}).first()
+    return _WAITING.first(conn, {"b_patient": patient_id})
 
 
 def outputs(conn: sa.Connection, message_id: int, catalogue, language: str, media_base: str) -> list:
     """What the message says, as renderer outputs (prompts, numbers, free text, recordings)."""
-    row = conn.execute(_SEGMENTS, {"b_id": message_id}).first()
+    row = _SEGMENTS.first(conn, {"b_id": message_id})
     return segment_outputs(row.segments if row else [], media_base)
 
 
@@ -86,13 +89,13 @@ def heard(conn: sa.Connection, message_id: int, version: int, *, call_sid: str, 
 
     Returns True if this play delivered it (the first time it was heard in full).
     """
-    conn.execute(_HEARD, {"b_id": message_id, "b_version": version})
-    delivered = conn.execute(
-        _DELIVER, {"b_id": message_id, "b_version": version, "delivered_at": now, "delivered_call_sid": call_sid}
-    ).first()
+    _HEARD.rowcount(conn, {"b_id": message_id, "b_version": version})
+    delivered = _DELIVER.first(
+        conn, {"b_id": message_id, "b_version": version, "delivered_at": now, "delivered_call_sid": call_sid}
+    )
     if delivered is None:
         return False
-    conn.execute(_SUPERSEDE, {"b_patient": delivered.patient_id, "b_week": delivered.week, "updated_at": now})
+    _SUPERSEDE.rowcount(conn, {"b_patient": delivered.patient_id, "b_week": delivered.week, "updated_at": now})
     return True
 
 

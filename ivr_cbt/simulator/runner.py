@@ -19,8 +19,8 @@ from ivr_cbt.simulator.transport import FlaskTransport, WsgiTransport
 from ivr_cbt.telephony.mock import MockTelephony
 
 _patients = Patient.__table__
-_PATIENT = sa.select(_patients.c.id, _patients.c.phone, _patients.c.language).where(
-    _patients.c.id == sa.bindparam("b_id")
+_PATIENT = db.Prepared(
+    sa.select(_patients.c.id, _patients.c.phone, _patients.c.language).where(_patients.c.id == sa.bindparam("b_id"))
 )
 
 
@@ -65,7 +65,7 @@ def place_call(
     """
     with app.app_context():
         conn = db.connection()
-        patient = conn.execute(_PATIENT, {"b_id": patient_id}).one_or_none()
+        patient = _PATIENT.first(conn, {"b_id": patient_id})
         if patient is None:
             raise LookupError(f"no patient {patient_id}")
         program_number = app.config["TWILIO_FROM_NUMBER"]
