@@ -30,9 +30,7 @@ _WAITING = Prepared(
     .order_by(_messages.c.week.desc())
     .limit(1)
 )
-_SEGMENTS = Prepared(
-    sa.select(_messages.c.segments, _messages.c.version).where(_messages.c.id == sa.bindparam("b_id"))
-)
+_SEGMENTS = Prepared(sa.select(_messages.c.segments, _messages.c.version).where(_messages.c.id == sa.bindparam("b_id")))
 _HEARD = Prepared(
     sa.update(_messages)
     .where(_messages.c.id == sa.bindparam("b_id"), _messages.c.version == sa.bindparam("b_version"))

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from ivr_cbt import audit
-from ivr_cbt.db import insert_ignoring_conflicts, is_one_of
+from ivr_cbt.db import Prepared, insert_ignoring_conflicts, is_one_of
 from ivr_cbt.models import (
     Alert,
     AttemptState,
@@ -61,9 +61,9 @@ SCHEDULE_COLUMNS = (
     _patients.c.cadence,
     _patients.c.program_weeks,
 )
-_PATIENT = sa.select(*SCHEDULE_COLUMNS).where(_patients.c.id == sa.bindparam("b_id"))
-_ATTEMPT = sa.select(_attempts).where(_attempts.c.id == sa.bindparam("b_id"))
-_FINISH = (
+_PATIENT = Prepared(sa.select(*SCHEDULE_COLUMNS).where(_patients.c.id == sa.bindparam("b_id")))
+_ATTEMPT = Prepared(sa.select(_attempts).where(_attempts.c.id == sa.bindparam("b_id")))
+_FINISH = Prepared(
     sa.update(_attempts)
     .where(_attempts.c.id == sa.bindparam("b_id"), is_one_of(_attempts.c.state, [s.value for s in LIVE_STATES]))
     .values(state=AttemptState.DONE.value)
@@ -213,23 +213,32 @@ def reschedule(conn: sa.Connection, patient_id: int, settings: SchedulingSetting
 
 def patient_row(conn: sa.Connection, patient_id: int) -> sa.Row:
     """The patient's status and schedule columns."""
-    return conn.execute(_PATIENT, {"b_id": patient_id}).one()
+    patient = _PATIENT.first(conn, {"b_id": patient_id})
+    if patient is None:
+        raise sa.exc.NoResultFound(f"no patient {patient_id}")
+    return patient
 
 
-_WAITING_MESSAGE = sa.select(_messages.c.id).where(
-    _messages.c.patient_id == sa.bindparam("b_patient"),
-    _messages.c.week == sa.bindparam("b_week"),
-    _messages.c.status == FeedbackStatus.READY.value,
+_WAITING_MESSAGE = Prepared(
+    sa.select(_messages.c.id).where(
+        _messages.c.patient_id == sa.bindparam("b_patient"),
+        _messages.c.week == sa.bindparam("b_week"),
+        _messages.c.status == FeedbackStatus.READY.value,
+    )
 )
-_DAILY_STATUS = sa.select(_checkins.c.status).where(
-    _checkins.c.patient_id == sa.bindparam("b_patient"),
-    _checkins.c.kind == CheckinKind.DAILY.value,
-    _checkins.c.day == sa.bindparam("b_day"),
+_DAILY_STATUS = Prepared(
+    sa.select(_checkins.c.status).where(
+        _checkins.c.patient_id == sa.bindparam("b_patient"),
+        _checkins.c.kind == CheckinKind.DAILY.value,
+        _checkins.c.day == sa.bindparam("b_day"),
+    )
 )
-_WEEKLY_STATUS = sa.select(_checkins.c.status).where(
-    _checkins.c.patient_id == sa.bindparam("b_patient"),
-    _checkins.c.kind == CheckinKind.WEEKLY.value,
-    _checkins.c.week == sa.bindparam("b_week"),
+_WEEKLY_STATUS = Prepared(
+    sa.select(_checkins.c.status).where(
+        _checkins.c.patient_id == sa.bindparam("b_patient"),
+        _checkins.c.kind == CheckinKind.WEEKLY.value,
+        _checkins.c.week == sa.bindparam("b_week"),
+    )
 )
 
 
@@ -238,13 +247,13 @@ def checkin_status(
 ) -> CheckinStatus | None:
     """How far the slot's check-in got; for a feedback call, COMPLETE once its message is no longer waiting."""
     if flow_id == FEEDBACK_FLOW:
-        waiting = conn.execute(_WAITING_MESSAGE, {"b_patient": patient_id, "b_week": week}).first()
+        waiting = _WAITING_MESSAGE.first(conn, {"b_patient": patient_id, "b_week": week})
         return None if waiting is not None else CheckinStatus.COMPLETE
     if flow_id == DAILY_FLOW:
         day = datetime.fromisoformat(slot_local).date()
-        status = conn.execute(_DAILY_STATUS, {"b_patient": patient_id, "b_day": day}).scalar()
+        status = _DAILY_STATUS.scalar(conn, {"b_patient": patient_id, "b_day": day})
     else:
-        status = conn.execute(_WEEKLY_STATUS, {"b_patient": patient_id, "b_week": week}).scalar()
+        status = _WEEKLY_STATUS.scalar(conn, {"b_patient": patient_id, "b_week": week})
     return CheckinStatus(status) if status is not None else None
 
 
@@ -257,13 +266,13 @@ def conclude(
     check-in decides between "completed" and "partial". Returns the outcome recorded, or None
     if the attempt was already finished (a duplicate status callback changes nothing).
     """
-    attempt = conn.execute(_ATTEMPT, {"b_id": attempt_id}).one_or_none()
+    attempt = _ATTEMPT.first(conn, {"b_id": attempt_id})
     if attempt is None or attempt.state not in LIVE_STATES:
         return None
     status = checkin_status(conn, attempt.patient_id, attempt.flow_id, attempt.week, attempt.slot_local)
     if outcome == "answered":
         outcome = "completed" if status == CheckinStatus.COMPLETE else "partial"
-    if not conn.execute(_FINISH, {"b_id": attempt_id, "outcome": outcome, "updated_at": now}).rowcount:
+    if not _FINISH.rowcount(conn, {"b_id": attempt_id, "outcome": outcome, "updated_at": now}):
         return None
     patient = patient_row(conn, attempt.patient_id)
     if patient.status != PatientStatus.ACTIVE:
