@@ -441,7 +441,7 @@ def test_a_call_that_fails_in_a_worker_process_stops_the_run_with_its_traceback(
     reported as such: the run never waits for an answer that cannot come."""
     import multiprocessing
 
-    from ivr_cbt.simulator.cohort import _Worker
+    from ivr_cbt.simulator.cohort import _Sent, _Worker
 
     url = f"sqlite:///{tmp_path}/worker.sqlite"
     db.upgrade_database(url)
@@ -458,8 +458,35 @@ def test_a_call_that_fails_in_a_worker_process_stops_the_run_with_its_traceback(
         worker.process.join(30)
         with pytest.raises(RuntimeError, match="ended unexpectedly"):
             worker.send("+19995550100", start, ("+19995550100",))  # sending to a worker that died
-        worker.calls.append(("+19995550100", start))  # as if a call had been in flight when it died
+        worker.calls.append(_Sent("+19995550100", start, 0, ()))  # as if a call had been in flight when it died
         with pytest.raises(RuntimeError, match="ended unexpectedly"):
+            worker.result()
+    finally:
+        worker.stop()
+
+
+def test_a_call_the_worker_has_not_started_can_be_taken_back(tmp_path):
+    """The run plays here, rather than waits for, a call its worker has not started; the worker
+    then skips it (were it played, this task would fail in the worker)."""
+    import multiprocessing
+
+    from ivr_cbt.simulator.cohort import _Worker
+
+    url = f"sqlite:///{tmp_path}/worker.sqlite"
+    db.upgrade_database(url)
+    cohort = load_cohort(SMALL)
+    worker = _Worker(multiprocessing.get_context("spawn"), (url, cohort.raw, 11, 4, None))
+    start = datetime(2027, 1, 4, 14, 30, tzinfo=ZoneInfo("UTC"))
+    try:
+        with worker.claims.get_lock():  # the worker cannot start it meanwhile
+            worker.send("+19995550100", start, ("+19995550100",))
+            taken = worker.take_back()
+        assert [sent.number for sent in taken] == ["+19995550100"]
+        assert worker.take_back() == []  # taken once
+        assert worker.result() is None  # the worker skipped it
+        assert not worker.calls
+        worker.send("+19995550100", start, ("+19995550100",))  # not taken back: the worker plays it
+        with pytest.raises(RuntimeError, match="a call failed in a cohort worker process: TypeError"):
             worker.result()
     finally:
         worker.stop()

@@ -171,11 +171,16 @@ class CohortPhone:
         self.clock: SimulatedClock = app.extensions["clock"]
 
     def __call__(self, request: CallRequest, placed: PlacedCall) -> None:
-        started = self.clock.now()
+        self.play(request, placed.sid, self.clock.now())
+
+    def play(self, request: CallRequest, sid: str, start: datetime) -> None:
+        """Ring the patient for a call placed at ``start``; the clock is left as it was."""
+        now = self.clock.now()
+        self.clock.set(start)
         try:
-            self.progress.add(ring(self.phone, self.book, self.patients[request.to], request, placed.sid))
+            self.progress.add(ring(self.phone, self.book, self.patients[request.to], request, sid))
         finally:
-            self.clock.set(started)  # the next call starts at its own time, not after this one
+            self.clock.set(now)  # the next call starts at its own time, not after this one
 
     def drain(self) -> None:
         """Every call has already ended (they run inside ``place_call``)."""
@@ -210,10 +215,22 @@ def _worker_ring(number: str, state: tuple, request: CallRequest, sid: str, star
     return (patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out), rang
 
 
-def _worker_main(pipe, setup: tuple) -> None:
-    """A worker process's loop: play each call the parent sends, send back what it did; None ends it."""
+def _worker_main(pipe, claims, setup: tuple) -> None:
+    """A worker process's loop: play each call the parent sends, send back what it did; None ends it.
+
+    A call the parent took back before this process started it (see ``_Worker.take_back``) is
+    answered "taken" and not played.
+    """
     _worker_start(*setup)
-    while (task := pipe.recv()) is not None:
+    while (message := pipe.recv()) is not None:
+        slot, task = message
+        with claims.get_lock():
+            mine = claims[slot] == _QUEUED
+            if mine:
+                claims[slot] = _STARTED
+        if not mine:
+            pipe.send(("taken", None))
+            continue
         try:
             pipe.send(("ok", _worker_ring(*task)))
         except Exception as exc:  # the parent re-raises it, with the worker's traceback
@@ -223,26 +240,56 @@ def _worker_main(pipe, setup: tuple) -> None:
     _worker["app"].extensions["db_engine"].dispose()
 
 
+_QUEUED, _STARTED, _TAKEN_BACK = 0, 1, 2  # a sent call's claim, shared by parent and worker
+
+
+@dataclass(frozen=True)
+class _Sent:
+    number: str  # the patient's
+    start: datetime
+    slot: int  # its claim's place in the worker's ring of claims
+    task: tuple
+
+
 class _Worker:
     """One worker process and the pipe to it, with the calls sent to it and not yet collected.
 
     A plain pipe, written and read by the run's own thread: a process pool's feeder and result
-    threads would wait for the interpreter lock while this process plays a call itself.
+    threads would wait for the interpreter lock while this process plays a call itself. Each
+    sent call has a claim in shared memory, so that the parent can take back a call the worker
+    has not started and play it itself rather than wait for it (``take_back``).
     """
+
+    RING = 16  # claims: more than calls ever in flight to one worker
 
     def __init__(self, context, setup: tuple):
         self.pipe, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, setup), daemon=True)
+        self.claims = context.Array("b", self.RING)
+        self.process = context.Process(target=_worker_main, args=(child, self.claims, setup), daemon=True)
         self.process.start()
         child.close()
-        self.calls: deque[tuple[str, datetime]] = deque()  # (patient's number, call start), in order
+        self.calls: deque[_Sent] = deque()  # in the order sent
+        self.sent = 0
 
     def send(self, number: str, start: datetime, task: tuple) -> None:
+        slot = self.sent % self.RING
+        self.claims[slot] = _QUEUED  # its last call was collected long ago: at most QUEUE are in flight
         try:
-            self.pipe.send(task)
+            self.pipe.send((slot, task))
         except OSError:  # the worker has gone (its end of the pipe is closed)
             raise self._ended() from None
-        self.calls.append((number, start))
+        self.sent += 1
+        self.calls.append(_Sent(number, start, slot, task))
+
+    def take_back(self) -> list[_Sent]:
+        """Take back the calls sent and not started: the worker will skip them."""
+        taken = []
+        with self.claims.get_lock():
+            for sent in self.calls:
+                if self.claims[sent.slot] == _QUEUED:
+                    self.claims[sent.slot] = _TAKEN_BACK
+                    taken.append(sent)
+        return taken
 
     def _ended(self) -> RuntimeError:
         return RuntimeError(f"cohort worker process {self.process.pid} ended unexpectedly")
@@ -251,16 +298,17 @@ class _Worker:
         """The oldest call in flight has ended (its result is waiting)."""
         return bool(self.calls) and self.pipe.poll()
 
-    def result(self) -> tuple[str, tuple, Rang]:
-        """Wait for the oldest call in flight; return (number, patient state, what the call did)."""
+    def result(self) -> tuple[str, tuple, Rang] | None:
+        """Wait for the oldest call in flight; return (number, patient state, what the call did),
+        or None for a call taken back."""
         try:
             kind, value = self.pipe.recv()
         except EOFError:
             raise self._ended() from None
-        number, _ = self.calls.popleft()
+        sent = self.calls.popleft()
         if kind == "error":
             raise RuntimeError(f"a call failed in a cohort worker process: {value}")
-        return (number, *value)
+        return None if kind == "taken" else (sent.number, *value)
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):  # a worker that already ended
@@ -303,7 +351,7 @@ class ParallelPhones:
     def __call__(self, request: CallRequest, placed: PlacedCall) -> None:
         patient = self.patients[request.to]
         for worker in self.workers:
-            if any(number == request.to for number, _ in worker.calls):
+            if any(sent.number == request.to for sent in worker.calls):
                 self._collect(worker)  # never two calls of one patient at once (their state travels with the call)
             while worker.finished():
                 self._take(worker)
@@ -316,7 +364,10 @@ class ParallelPhones:
         free.send(request.to, start, (request.to, state, request, placed.sid, start))
 
     def _take(self, worker: _Worker) -> None:
-        number, state, rang = worker.result()
+        result = worker.result()
+        if result is None:
+            return  # taken back, and played here
+        number, state, rang = result
         patient = self.patients[number]
         patient.calls, patient.weeks, patient.heard_feedback, patient.opted_out = state
         self.progress.add(rang)
@@ -327,10 +378,18 @@ class ParallelPhones:
 
     def earliest_start(self) -> datetime | None:
         """When the oldest call still playing started (None when none is)."""
-        return min((start for worker in self.workers for _, start in worker.calls), default=None)
+        return min((sent.start for worker in self.workers for sent in worker.calls), default=None)
 
     def drain(self) -> None:
-        """Wait for every call in progress; take back each patient's state and count what happened."""
+        """Wait for every call in progress; take back each patient's state and count what happened.
+
+        Calls a worker has not started are played here meanwhile, each at its own start time
+        (as the worker would have: the patient's state travels with the call).
+        """
+        for worker in self.workers:
+            for sent in worker.take_back():
+                _, _, request, sid, start = sent.task
+                self.here.play(request, sid, start)
         for worker in self.workers:
             self._collect(worker)
 
