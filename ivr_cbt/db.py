@@ -249,7 +249,7 @@ class Prepared:
     parameter set; values go through the columns' own bind processors (UTC datetimes, JSON,
     enums) and Python-side insert defaults; rows come back through the result processors;
     the statement joins the connection's transaction (beginning it as ``execute`` would);
-    DBAPI errors are raised as SQLAlchemy's, and a lost connection invalidates it. What it
+    DBAPI errors are raised as SQLAlchemy's, and a lost connection invalidates the pool. What it
     drops: statement events and echo logging, which the webhook path does not use.
 
     Rows are plain named tuples of the statement's columns (``row.step``, ``row[0]``).
@@ -346,7 +346,11 @@ class _Plan:
             dialect = conn.dialect
             disconnected = dialect.is_disconnect(error, dbapi_connection, cursor)
             if disconnected:
+                # As SQLAlchemy does: this connection is dropped, and so is the rest of the pool
+                # (connections opened before a database restart are dead too), so the next
+                # requests reconnect instead of each failing once.
                 conn.invalidate(error)
+                conn.engine.dispose()
             raise sa.exc.DBAPIError.instance(
                 self.sql,
                 values,

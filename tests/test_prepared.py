@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from ivr_cbt import db
 
+from .conftest import PG_URL
+
 
 class Colour(enum.StrEnum):
     RED = "red"
@@ -123,3 +125,26 @@ def test_statements_it_cannot_run_faithfully_are_refused(engine):
         with pytest.raises(sa.exc.ArgumentError, match="b_name"):
             SELECT.first(conn, {})
         conn.rollback()
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs a PostgreSQL server to drop connections (TEST_DATABASE_URL)")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_lost_connection_is_reported_and_the_pool_is_renewed(engine, database_url):
+    """After a database restart (here: the server drops both pooled connections), the first
+    statement raises SQLAlchemy's disconnect error and the rest of the pool is dropped with it,
+    so the next request gets a live connection instead of the other dead one."""
+    first, second = engine.connect(), engine.connect()
+    backends = [c.exec_driver_sql("select pg_backend_pid()").scalar() for c in (first, second)]
+    first.close(), second.close()  # both idle in the pool
+    admin = sa.create_engine(database_url)
+    with admin.begin() as conn:
+        for backend in backends:
+            conn.exec_driver_sql(f"select pg_terminate_backend({backend})")
+    admin.dispose()
+    with engine.connect() as conn:
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            SELECT.first(conn, {"b_name": "anyone"})
+        assert raised.value.connection_invalidated
+    with engine.connect() as conn:
+        assert SELECT.first(conn, {"b_name": "anyone"}) is None
+        assert conn.exec_driver_sql("select pg_backend_pid()").scalar() not in backends
