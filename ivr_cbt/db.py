@@ -253,6 +253,10 @@ class Prepared:
     drops: statement events and echo logging, which the webhook path does not use.
 
     Rows are plain named tuples of the statement's columns (``row.step``, ``row[0]``).
+    It reads the compiled statement's parameter order, names and insert defaults from
+    SQLAlchemy's compiler (``positiontup``, ``bind_names``, ``insert_prefetch``): the version is
+    pinned in constraints.txt, and tests/test_prepared.py checks the results against
+    SQLAlchemy's own on both databases.
     """
 
     def __init__(self, statement: sa.Executable):
@@ -294,6 +298,8 @@ class _Plan:
             raise ValueError("Prepared statements cannot expand IN lists (see is_one_of)")
         if compiled.update_prefetch:
             raise ValueError("Prepared statements do not run onupdate defaults")
+        if compiled.escaped_bind_names:
+            raise ValueError("Prepared statements take plain parameter names (letters, digits, _)")
         self.sql = compiled.string
         given = set(keys)
         constants = compiled.construct_params(_check=False)

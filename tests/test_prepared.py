@@ -122,6 +122,8 @@ def test_statements_it_cannot_run_faithfully_are_refused(engine):
     with engine.connect() as conn:
         with pytest.raises(ValueError, match="IN lists"):
             db.Prepared(sa.select(things.c.id).where(things.c.name.in_(["a", "b"]))).rows(conn, {})
+        with pytest.raises(ValueError, match="plain parameter names"):
+            db.Prepared(sa.select(things.c.id).where(things.c.name == sa.bindparam("a.b"))).rows(conn, {"a.b": 1})
         with pytest.raises(sa.exc.ArgumentError, match="b_name"):
             SELECT.first(conn, {})
         conn.rollback()
