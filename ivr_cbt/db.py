@@ -318,8 +318,8 @@ class _Plan:
             if processor is not None:
                 processors[name] = processor
         order = compiled.positiontup if dialect.positional else list(constants)
-        # Each parameter: (its name, whether the caller gives it, its constant, its processor).
-        self.binds = [(name, name in given, constants.get(name), processors.get(name)) for name in order]
+        # Each parameter: (its name, its constant when the caller does not give it, its processor).
+        self.binds = [(name, constants.get(name), processors.get(name)) for name in order]
         self.positional, self.names = dialect.positional, list(order)
         columns = list(getattr(statement, "exported_columns", ()))
         self.row_type = collections.namedtuple("Row", [c.key for c in columns]) if columns else None
@@ -332,8 +332,8 @@ class _Plan:
             for key, is_callable, arg in self.defaults:
                 params[key] = arg(None) if is_callable else arg
         values = []
-        for name, given, constant, processor in self.binds:
-            value = params[name] if given or name in params else constant
+        for name, constant, processor in self.binds:
+            value = params.get(name, constant)
             values.append(processor(value) if processor is not None else value)
         return values if self.positional else dict(zip(self.names, values, strict=True))
 

@@ -124,6 +124,14 @@ def test_statements_it_cannot_run_faithfully_are_refused(engine):
             db.Prepared(sa.select(things.c.id).where(things.c.name.in_(["a", "b"]))).rows(conn, {})
         with pytest.raises(ValueError, match="plain parameter names"):
             db.Prepared(sa.select(things.c.id).where(things.c.name == sa.bindparam("a.b"))).rows(conn, {"a.b": 1})
+        stamped = sa.Table(
+            "stamped",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("at", sa.Integer, onupdate=1),
+        )
+        with pytest.raises(ValueError, match="onupdate"):
+            db.Prepared(sa.update(stamped).where(stamped.c.id == sa.bindparam("b_id"))).rowcount(conn, {"b_id": 1})
         with pytest.raises(sa.exc.ArgumentError, match="b_name"):
             SELECT.first(conn, {})
         conn.rollback()
