@@ -14,6 +14,7 @@ import collections
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +82,7 @@ class WriterQueue:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.timeout_s = timeout_s
         self.held = False
+        self.turn = _process_turn(path)
 
     def _try(self) -> bool:
         try:
@@ -91,24 +93,50 @@ class WriterQueue:
         return True
 
     def acquire(self) -> bool:
+        """Wait for this process's turn (threads block, without polling), then for the file's."""
+        deadline = time.monotonic() + self.timeout_s
+        if not self.turn.acquire(timeout=self.timeout_s):
+            return False
         if self._try():
             return True
-        deadline, wait = time.monotonic() + self.timeout_s, self.FIRST_WAIT_S
+        wait = self.FIRST_WAIT_S
         while time.monotonic() < deadline:
             time.sleep(wait)
             if self._try():
                 return True
             wait = min(wait * 2, self.LONGEST_WAIT_S)
+        self.turn.release()
         return False
 
     def release(self) -> None:
         if self.held:
             self.held = False
             fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.turn.release()
 
     def close(self) -> None:
         self.release()
         os.close(self.fd)
+
+
+_turns: dict[str, threading.Lock] = {}
+_turns_lock = threading.Lock()
+
+
+def _process_turn(path: str) -> threading.Lock:
+    """The lock this process's writers of one file take before its file lock: threads of one
+    process (gunicorn's) wait on it without polling, and only one of them polls the file lock."""
+    with _turns_lock:
+        return _turns.setdefault(os.path.realpath(path), threading.Lock())
+
+
+def _forget_turns() -> None:  # a forked child starts with no writer of its own
+    global _turns, _turns_lock
+    _turns, _turns_lock = {}, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_turns)
 
 
 class QueuedSQLiteConnection(sqlite3.Connection):

@@ -81,6 +81,66 @@ def test_a_writer_waits_for_its_turn_then_goes_ahead(tmp_path):
         second.close()
 
 
+def test_threads_of_one_process_wait_for_their_turn_without_polling(tmp_path, monkeypatch):
+    """A thread whose process already has a writer blocks on the process's turn, and tries the
+    file lock once, when its turn comes (gunicorn's threads do not all poll the file)."""
+    import threading
+
+    path = str(tmp_path / "threads.sqlite")
+    first, second = db.WriterQueue(path), db.WriterQueue(path)
+    tries = []
+    real_try = db.WriterQueue._try
+    monkeypatch.setattr(db.WriterQueue, "_try", lambda self: tries.append(self) or real_try(self))
+    waiting = threading.Event()
+
+    class Turn:  # the process's turn, telling when the second writer starts waiting on it
+        def __init__(self, lock):
+            self.lock = lock
+
+        def acquire(self, **kwargs):
+            waiting.set()
+            return self.lock.acquire(**kwargs)
+
+        def release(self):
+            self.lock.release()
+
+    second.turn = Turn(second.turn)
+    try:
+        assert first.acquire()
+        waiter = threading.Thread(target=second.acquire)
+        waiter.start()
+        assert waiting.wait(5)
+        assert tries == [first]  # the second waits on the turn, not on the file
+        first.release()
+        waiter.join(5)
+        assert second.held
+        assert tries == [first, second]  # one try of the file lock, when its turn came
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_writer_waits_for_another_process_on_the_file_lock(tmp_path):
+    """The file lock is what other processes hold: here another open file description of the
+    lock file (as another process would have) holds it, so this process's writer waits for it."""
+    import fcntl
+    import os
+
+    path = str(tmp_path / "procs.sqlite")
+    other = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    queue = db.WriterQueue(path, timeout_s=0.02)
+    try:
+        assert not queue.acquire()  # timed out on the file lock, and gave its process's turn back
+        assert queue.turn.acquire(blocking=False)
+        queue.turn.release()
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert queue.acquire() and queue.held
+    finally:
+        queue.close()
+        os.close(other)
+
+
 def test_an_in_memory_database_has_no_writer_queue():
     engine = db.make_engine("sqlite://")
     with engine.connect() as connection:
