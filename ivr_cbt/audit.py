@@ -24,8 +24,9 @@ def record(
     call_sid: str | None = None,
     **detail,
 ) -> None:
-    """Write an audit row in the caller's transaction (committed with the work it describes)."""
-    _RECORD.rowcount(
+    """Write an audit row in the caller's transaction (committed with the work it describes; on
+    PostgreSQL it goes to the server with the transaction's next statement or its commit)."""
+    _RECORD.send(
         connection_of(target),
         {"at": now, "actor": actor, "action": action, "patient_id": patient_id, "call_sid": call_sid, "detail": detail},
     )

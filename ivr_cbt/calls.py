@@ -52,9 +52,19 @@ _CALL_FOR_STATUS = Prepared(
     .outerjoin(_checkins, _checkins.c.id == _c.checkin_id)
     .where(_c.call_sid == sa.bindparam("b_sid"))
 )
+# A step turn first takes its step (compare-and-set on calls.step), reading what the flow needs
+# in the same statement; a duplicate delivery finds the step taken (waiting, on PostgreSQL, for
+# the row until the first delivery commits) and replays what the call was last told.
+_CLAIM_STEP = Prepared(
+    sa.update(_calls)
+    .where(_c.call_sid == sa.bindparam("b_sid"), _c.step == sa.bindparam("b_seq"))
+    .values(step=sa.bindparam("b_next"))
+    .returning(*_CALL_FOR_STEP.statement.selected_columns)
+)
 _TAKE_STEP = Prepared(
     sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.step == sa.bindparam("b_seq"))
 )
+_SAVE_TURN = Prepared(sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id")))
 _MOVE_STATUS = Prepared(
     sa.update(_calls).where(_calls.c.id == sa.bindparam("b_id"), _calls.c.status == sa.bindparam("b_status"))
 )
@@ -243,22 +253,37 @@ class CallService:
     # --- /voice/step ---------------------------------------------------------------------------
 
     def step(self, call_sid: str, seq: int, event: spec.Event) -> tuple[str, list[int]]:
-        """Resume the call's flow with what the caller did at step ``seq``."""
-        call = _CALL_FOR_STEP.first(self.conn, {"b_sid": call_sid})
-        if call is None:
-            raise UnknownCall(call_sid)
+        """Resume the call's flow with what the caller did at step ``seq``.
+
+        The turn takes its step first and saves the call's new state at the end; on PostgreSQL
+        the answer, the progress, the new state and the commit go to the server together, so a
+        turn is two round trips."""
+        call = _CLAIM_STEP.first(self.conn, {"b_sid": call_sid, "b_seq": seq, "b_next": seq + 1})
+        if call is None:  # a duplicate or stale step, or no such call
+            call = _CALL_FOR_STEP.first(self.conn, {"b_sid": call_sid})
+            if call is None:
+                self.conn.rollback()
+                raise UnknownCall(call_sid)
+            return self._replay(call), []
         state = call.flow_state
-        if seq != call.step or not state or state.get("node") is None:
-            # A duplicate, stale or finished step: replay what the call was last told.
-            last_twiml = _LAST_TWIML.scalar(self.conn, {"b_id": call.id})
-            return last_twiml or self._hangup(call.language), []
+        if not state or state.get("node") is None:  # the flow has ended
+            return self._replay(call), []
         if isinstance(event, spec.Played) != bool(state.get("playing")):
+            self.conn.rollback()
             raise MismatchedEvent(call_sid)
         flow = self.settings.flows[call.flow_id]
         step = engine.resume(flow, state, event, settings=self.settings.flow_settings)
         turn = _Turn(call, call.patient_id, call.checkin_id, call.language, _feedback_of(call))
         twiml = self._run(turn, flow, step, seq)
-        return self._commit(call, seq, self._turn_changes(turn, twiml)), turn.alerts
+        _SAVE_TURN.send(self.conn, {"b_id": call.id, **self._turn_changes(turn, twiml)})
+        self.conn.commit()
+        return twiml, turn.alerts
+
+    def _replay(self, call: sa.Row) -> str:
+        """What the call was last told (a hang-up if nothing was); the turn changes nothing."""
+        twiml = _LAST_TWIML.scalar(self.conn, {"b_id": call.id})
+        self.conn.rollback()
+        return twiml or self._hangup(call.language)
 
     # --- the turn -------------------------------------------------------------------------------
 
@@ -514,8 +539,8 @@ def _outcome(status: str, answered_by: str | None) -> str:
 
 def mark_attempt_placed(conn: sa.Connection, attempt_id: int, call_sid: str, now: datetime) -> None:
     """A webhook for a scheduled call arrived: the provider has it, whatever the dispatcher heard."""
-    _ATTEMPT_PLACED.rowcount(conn, {"b_id": attempt_id, "updated_at": now})
-    _ATTEMPT_SID.rowcount(conn, {"b_id": attempt_id, "b_sid": call_sid})
+    _ATTEMPT_PLACED.send(conn, {"b_id": attempt_id, "updated_at": now})
+    _ATTEMPT_SID.send(conn, {"b_id": attempt_id, "b_sid": call_sid})
 
 
 def record_placed_call(conn: sa.Connection, attempt: sa.Row, call_sid: str, now: datetime) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ivr_cbt import audit
 from ivr_cbt.callflow import spec
-from ivr_cbt.db import Prepared, insert_ignoring_conflicts, insert_returning_key
+from ivr_cbt.db import Prepared, insert_returning_key, send_insert_ignoring_conflicts
 from ivr_cbt.models import Alert, Answer, AuditEvent, CheckIn, CheckinKind, CheckinStatus, Patient
 from ivr_cbt.patients import local_date, program_week
 from ivr_cbt.security import verify_pin
@@ -158,9 +158,11 @@ def open_checkin(
 
 def record_answer(
     conn: sa.Connection, checkin_id: int, item: spec.Item, answer: spec.RecordAnswer, call_sid: str, now: datetime
-) -> bool:
-    """Store one answer with its scale; an item already answered keeps its first answer."""
-    return insert_ignoring_conflicts(
+) -> None:
+    """Store one answer with its scale; an item already answered keeps its first answer.
+
+    On PostgreSQL the row goes to the server with the turn's next statement or its commit."""
+    send_insert_ignoring_conflicts(
         conn,
         _answers,
         {
@@ -190,12 +192,12 @@ def update_progress(
     values: dict = {"b_id": checkin_id, "next_item": remaining[0] if remaining else None, "updated_at": now}
     if not remaining:
         values.update(status=CheckinStatus.COMPLETE.value, completed_at=now)
-    _UNLESS_COMPLETE.rowcount(conn, values)
+    _UNLESS_COMPLETE.send(conn, values)
 
 
 def close_after_call(conn: sa.Connection, checkin_id: int, now: datetime) -> None:
     """A call ended: a check-in it left unfinished becomes partial (its answers stay)."""
-    _IF_IN_PROGRESS.rowcount(conn, {"b_id": checkin_id, "status": CheckinStatus.PARTIAL.value, "updated_at": now})
+    _IF_IN_PROGRESS.send(conn, {"b_id": checkin_id, "status": CheckinStatus.PARTIAL.value, "updated_at": now})
 
 
 def open_alert(

@@ -3,7 +3,8 @@
 * SQLite (the embedded default) runs with foreign keys on, WAL, a busy timeout, and
   ``BEGIN IMMEDIATE`` transactions, so two writers queue instead of failing with a stale
   snapshot; writers take turns on a file lock beside the database (``WriterQueue``).
-* PostgreSQL (production) uses psycopg 3.
+* PostgreSQL (production) uses psycopg 3; writes nobody reads back (``Prepared.send``) wait to
+  go with the next statement or the commit, in one round trip (``DeferringPsycopgDialect``).
 * Datetimes are stored in UTC and come back timezone-aware on both.
 * Schema changes go through Alembic (``migrations/``); ``create_app`` never creates tables.
 """
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy import event, orm
 from sqlalchemy.dialects import postgresql, registry, sqlite
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from ivr_cbt.config import PROJECT_ROOT
@@ -206,6 +208,131 @@ def _release(dbapi_connection) -> None:
 registry.register("sqlite.ivr_immediate", __name__, "ImmediateSQLiteDialect")
 
 
+class DeferringPsycopgDialect(PGDialect_psycopg):
+    """psycopg 3, where statements whose results nobody waits for wait on the connection and go
+    to the server with whatever comes next, in one round trip (psycopg's pipeline mode): the
+    BEGIN goes with the transaction's first statement, and writes nobody reads back
+    (``Prepared.send``: an answer, the check-in's progress, an audit row, the call's new state)
+    go with the next statement or the COMMIT. A webhook turn is then two round trips: its
+    first statement, and its writes with the commit (it was six).
+
+    So psycopg itself runs in autocommit mode (it would send each BEGIN alone and wait for
+    it) and the dialect begins transactions: ``BEGIN`` with the isolation level and read-only
+    setting SQLAlchemy asked for, exactly where SQLAlchemy begins one.
+
+    Nothing can overtake what waits: any other statement, on this path or SQLAlchemy's, sends
+    it first; a rollback drops it (it was never sent); an error in it is raised by the
+    statement or commit that sent it, and the transaction is then rolled back as usual.
+    """
+
+    supports_statement_cache = True
+
+    def connect(self, *cargs, **cparams):
+        connection = super().connect(*cargs, **cparams)
+        connection.autocommit = True  # psycopg never begins; do_begin does
+        connection.ivr_autocommit = False  # what SQLAlchemy asked for
+        connection.ivr_deferred = []  # (sql, values) sent with the next statement or the commit; (BEGIN, None)
+        return connection
+
+    def _do_isolation_level(self, connection, autocommit, isolation_level):
+        connection.ivr_autocommit = autocommit
+        connection.isolation_level = isolation_level  # psycopg keeps it; _begin_sql reads it
+
+    def _do_autocommit(self, connection, value):
+        connection.ivr_autocommit = value
+
+    def detect_autocommit_setting(self, dbapi_connection):
+        return bool(_raw(dbapi_connection).ivr_autocommit)
+
+    def do_begin(self, dbapi_connection):
+        raw = _raw(dbapi_connection)
+        if not raw.ivr_autocommit:
+            raw.ivr_deferred.append((_begin_sql(raw), None))
+
+    def do_execute(self, cursor, statement, parameters, context=None):
+        _execute_after_deferred(cursor, statement, parameters)
+
+    def do_execute_no_params(self, cursor, statement, context=None):
+        _execute_after_deferred(cursor, statement, None)
+
+    def do_executemany(self, cursor, statement, parameters, context=None):
+        _send_deferred(cursor.connection)
+        super().do_executemany(cursor, statement, parameters, context)
+
+    def do_commit(self, dbapi_connection):
+        raw = _raw(dbapi_connection)
+        if len(raw.ivr_deferred) == 1 and raw.ivr_deferred[0][1] is None:
+            raw.ivr_deferred.clear()  # only the BEGIN: a transaction that ran nothing
+            return
+        _send_deferred(raw, commit=True)
+        raw.commit()  # psycopg sends nothing when the COMMIT went with the writes
+
+    def do_rollback(self, dbapi_connection):
+        raw = _raw(dbapi_connection)
+        raw.ivr_deferred.clear()  # never sent; if the BEGIN was among them, the server is idle
+        raw.rollback()  # psycopg sends nothing when the server has no transaction open
+
+
+def _raw(dbapi_connection):
+    """The psycopg connection behind SQLAlchemy's pool proxy (or itself)."""
+    return getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+
+
+def _begin_sql(raw) -> str:
+    from psycopg import IsolationLevel
+
+    parts = ["BEGIN"]
+    if raw.isolation_level is not None:
+        parts.append("ISOLATION LEVEL " + IsolationLevel(raw.isolation_level).name.replace("_", " "))
+    if raw.read_only is not None:
+        parts.append("READ ONLY" if raw.read_only else "READ WRITE")
+    if raw.deferrable is not None:
+        parts.append("DEFERRABLE" if raw.deferrable else "NOT DEFERRABLE")
+    return " ".join(parts)
+
+
+def _execute_after_deferred(cursor, statement, parameters) -> None:
+    """Run a statement, sending what waits on its connection with it, in one round trip."""
+    raw = cursor.connection
+    if not raw.ivr_deferred:
+        cursor.execute(statement, parameters)
+        return
+    if getattr(cursor, "name", None):  # a server-side cursor cannot run in a pipeline
+        _send_deferred(raw)
+        cursor.execute(statement, parameters)
+        return
+    with raw.pipeline():
+        _send_deferred(raw, cursor=cursor)
+        cursor.execute(statement, parameters)
+
+
+def _send_deferred(raw, *, commit: bool = False, cursor=None) -> None:
+    """Send the connection's waiting statements (and a COMMIT) in one pipeline: one round trip.
+
+    Given a ``cursor``, queue them in the caller's pipeline (the caller's statement follows)."""
+    deferred = raw.ivr_deferred
+    if not deferred and not commit:
+        return
+    if cursor is not None:
+        for sql, values in deferred:
+            cursor.execute(sql, values, prepare=False if values is None else None)
+        deferred.clear()
+        return
+    cursor = raw.cursor()
+    try:
+        with raw.pipeline():
+            for sql, values in deferred:
+                cursor.execute(sql, values, prepare=False if values is None else None)
+            if commit:
+                cursor.execute("COMMIT", prepare=False)
+    finally:
+        deferred.clear()  # sent, or failed with the transaction, which is then rolled back
+        cursor.close()
+
+
+registry.register("postgresql.ivr_psycopg", __name__, "DeferringPsycopgDialect")
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """Create an engine with this project's per-dialect settings."""
     url_obj = sa.engine.make_url(url)
@@ -222,6 +349,8 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
     # and on a disconnect SQLAlchemy invalidates the whole pool, so after a database restart
     # one request fails (Twilio then uses the Fallback URL) and the next ones reconnect.
     kwargs.setdefault("pool_recycle", 1800)
+    if url_obj.get_backend_name() == "postgresql" and url_obj.get_driver_name() == "psycopg":
+        url_obj = url_obj.set(drivername="postgresql+ivr_psycopg")
     return sa.create_engine(url_obj, **kwargs)
 
 
@@ -259,6 +388,19 @@ def _insert_ignoring(dialect_name: str, table: sa.Table) -> Prepared:
 def insert_ignoring_conflicts(target: sa.Connection | orm.Session, table: sa.Table, values: dict) -> bool:
     """Insert a row unless a unique key already holds it; return True if it was inserted."""
     return insert_returning_key(target, table, values) is not None
+
+
+@cache
+def _insert_ignoring_unseen(dialect_name: str, table: sa.Table) -> Prepared:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return Prepared(dialect.insert(table).on_conflict_do_nothing())
+
+
+def send_insert_ignoring_conflicts(target: sa.Connection | orm.Session, table: sa.Table, values: dict) -> None:
+    """Insert a row unless a unique key already holds it, without asking which (``Prepared.send``:
+    on PostgreSQL it goes to the server with the next statement or the commit)."""
+    conn = connection_of(target)
+    _insert_ignoring_unseen(conn.dialect.name, table).send(conn, values)
 
 
 def insert_returning_key(target: sa.Connection | orm.Session, table: sa.Table, values: dict):
@@ -316,6 +458,12 @@ class Prepared:
         """Run a statement that returns no rows; the number of rows it changed."""
         return self._plan(conn, params).run(conn, params, fetch=False)
 
+    def send(self, conn: sa.Connection, params: dict) -> None:
+        """Run a statement whose result nobody reads. On PostgreSQL it waits to go to the server
+        with the next statement or the commit (one round trip for all: see
+        DeferringPsycopgDialect), so an error in it is raised there; elsewhere it runs now."""
+        self._plan(conn, params).run(conn, params, fetch=False, defer=True)
+
 
 class _Plan:
     """One compiled form of a Prepared statement (a dialect, a set of parameter names)."""
@@ -365,14 +513,24 @@ class _Plan:
             values.append(processor(value) if processor is not None else value)
         return values if self.positional else dict(zip(self.names, values, strict=True))
 
-    def run(self, conn: sa.Connection, params: dict, *, fetch: bool):
+    def run(self, conn: sa.Connection, params: dict, *, fetch: bool, defer: bool = False):
         if not conn.in_transaction():
             conn.begin()
         values = self._values(params)
         dbapi_connection = conn.connection.dbapi_connection
+        deferred = getattr(dbapi_connection, "ivr_deferred", None)  # None: not DeferringPsycopgDialect
+        if defer and deferred is not None:
+            deferred.append((self.sql, values))
+            return None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(self.sql, values)
+            if deferred:
+                # One round trip for what waits (the BEGIN, writes) and this statement.
+                with dbapi_connection.pipeline():
+                    _send_deferred(dbapi_connection, cursor=cursor)
+                    cursor.execute(self.sql, values)
+            else:
+                cursor.execute(self.sql, values)
             if not fetch:
                 return cursor.rowcount
             raw = cursor.fetchall()
