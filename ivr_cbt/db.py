@@ -264,7 +264,14 @@ class DeferringPsycopgDialect(PGDialect_psycopg):
         if len(raw.ivr_deferred) == 1 and raw.ivr_deferred[0][1] is None:
             raw.ivr_deferred.clear()  # only the BEGIN: a transaction that ran nothing
             return
-        _send_deferred(raw, commit=True)
+        try:
+            _send_deferred(raw, commit=True)
+        except Exception:
+            # The server's transaction failed and is still open: close it (SQLAlchemy's own
+            # rollback after a failed commit has nothing left to do).
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            raise
         raw.commit()  # psycopg sends nothing when the COMMIT went with the writes
 
     def do_rollback(self, dbapi_connection):
