@@ -321,20 +321,24 @@ def _send_deferred(raw, *, commit: bool = False, cursor=None) -> None:
     if not deferred and not commit:
         return
     if cursor is not None:
-        for sql, values in deferred:
-            cursor.execute(sql, values, prepare=False if values is None else None)
-        deferred.clear()
+        _queue(cursor, deferred)
         return
     cursor = raw.cursor()
     try:
         with raw.pipeline():
-            for sql, values in deferred:
-                cursor.execute(sql, values, prepare=False if values is None else None)
+            _queue(cursor, deferred)
             if commit:
                 cursor.execute("COMMIT", prepare=False)
     finally:
         deferred.clear()  # sent, or failed with the transaction, which is then rolled back
         cursor.close()
+
+
+def _queue(cursor, deferred: list) -> None:
+    """Queue the waiting statements in the cursor's pipeline (the BEGIN is never prepared)."""
+    for sql, values in deferred:
+        cursor.execute(sql, values, prepare=False if values is None else None)
+    deferred.clear()
 
 
 registry.register("postgresql.ivr_psycopg", __name__, "DeferringPsycopgDialect")
@@ -531,11 +535,8 @@ class _Plan:
             return None
         cursor = dbapi_connection.cursor()
         try:
-            if deferred:
-                # One round trip for what waits (the BEGIN, writes) and this statement.
-                with dbapi_connection.pipeline():
-                    _send_deferred(dbapi_connection, cursor=cursor)
-                    cursor.execute(self.sql, values)
+            if deferred:  # one round trip for what waits (the BEGIN, writes) and this statement
+                _execute_after_deferred(cursor, self.sql, values)
             else:
                 cursor.execute(self.sql, values)
             if not fetch:

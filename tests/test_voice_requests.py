@@ -209,6 +209,22 @@ def test_a_stale_step_replays_the_current_twiml(app, client, known):
     assert stale.get_data() == after_pin.get_data()
 
 
+def test_a_step_after_the_flow_has_ended_replays_and_does_not_take_the_step(app, client, known):
+    """The turn claims its step before it knows the flow has ended; then it gives the step back."""
+    import sqlalchemy as sa
+
+    from ivr_cbt import db
+
+    answered = start_call(client)
+    with app.app_context():  # the flow ended at step 1 (as after a goodbye)
+        conn = db.connection()
+        conn.execute(sa.update(Call).values(flow_state={"node": None}, last_twiml="<Response><Hangup/></Response>"))
+        conn.commit()
+    replay = post_step(client, answered, {"Digits": "4321"})
+    assert replay.status_code == 200 and replay.get_data(as_text=True) == "<Response><Hangup/></Response>"
+    assert call_row(app, sid(1)).step == 1
+
+
 # --- status callbacks ------------------------------------------------------------------------------------
 
 
