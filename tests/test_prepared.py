@@ -184,7 +184,7 @@ def test_a_sent_write_is_seen_by_the_next_statement_and_kept_or_dropped_with_its
 def test_an_error_in_a_sent_write_is_raised_as_itself_and_nothing_is_kept(engine, raised_by):
     """A sent write that fails raises its own error (here the unique violation) from whatever sent
     it, the next statement or the commit, and the transaction keeps nothing; the connection is
-    usable again after the rollback, also once psycopg prepares the statement (5 runs)."""
+    usable again after the rollback, also once psycopg prepares the statement (after 5 runs)."""
     at = datetime(2026, 1, 1, tzinfo=UTC)
     with engine.connect() as conn:
         PLAIN_INSERT.send(conn, {"name": "same", "at": at})
