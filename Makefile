@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench serve lint clean venv chromium espeak
+.PHONY: demo test bench serve lint typecheck docs check clean venv chromium espeak
 CHROMIUM ?= /usr/bin/chromium
 ESPEAK ?= espeak-ng
 
@@ -52,8 +52,21 @@ serve: $(STAMP)
 	$(BIN)/python manage.py init-db
 	$(BIN)/python manage.py serve
 
+## lint: ruff's checks and its formatting, as the pre-commit hook runs them
 lint: $(STAMP)
-	$(BIN)/ruff check ivr_cbt tests benchmarks
+	$(BIN)/ruff check ivr_cbt tests benchmarks docs manage.py
+	$(BIN)/ruff format --check ivr_cbt tests benchmarks docs manage.py
+
+## typecheck: mypy on the pure core and the database layer (the files listed in pyproject's [tool.mypy])
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## docs: build the documentation site (mkdocs, into site/); fails on a broken link
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
+## check: what CI runs besides the tests
+check: lint typecheck docs
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache site

@@ -1,6 +1,6 @@
 """Clinical thresholds every part of the product judges by: triage, feedback messages, reports. Pure.
 
-Sources (../shared/design/CLINICAL.md): about 2 points or 30% on the 0-10 pain scale marks a
+Sources (docs/clinical.md): about 2 points or 30% on the 0-10 pain scale marks a
 clinically important change (Farrar 2001, IMMPACT); a rise of 2 points over the baseline for
 two weeks running sends the patient to the top of the therapist's list (PEERS.md).
 """

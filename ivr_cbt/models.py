@@ -43,7 +43,7 @@ class PatientStatus(enum.StrEnum):
 
 
 class FeedbackMode(enum.StrEnum):
-    """The program arm: how weekly feedback reaches the patient (../shared/design/CLINICAL.md)."""
+    """The program arm: how weekly feedback reaches the patient (docs/clinical.md)."""
 
     MONITORING = "monitoring"  # check-ins only, no feedback
     AUTOMATED = "automated"  # the assembled message plays without review

@@ -1,6 +1,6 @@
 """Triage: which patients need their therapist first, and why. Pure rules over a patient's weeks.
 
-The rules (../shared/design/PEERS.md, CLINICAL.md):
+The rules (docs/design.md, docs/clinical.md):
 * ``safety``: an open safety alert, or a "yes" to the safety question in the latest check-in;
 * ``pain_up``: average pain at least 2 points above the baseline (week 0) in the two latest
   weeks that reported pain, and those weeks are consecutive (two weeks running);

@@ -70,7 +70,7 @@ class Program:
         weekly call before it (``weekly_call_done``: a daily call after this week's weekly call)."""
         return self.module(week if weekly_call_done else max(week - 1, 0))
 
-    def step_goal(self, week: int, last_week_steps: int | None) -> int | None:
+    def step_goal(self, week: int, last_week_steps: float | None) -> int | None:
         """Week ``week``'s step goal from last week's average: +10%, rounded up; None before the walking module."""
         if week < self.step_goal_from_week or last_week_steps is None:
             return None

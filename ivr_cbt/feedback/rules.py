@@ -60,12 +60,12 @@ def _pain(summary: Summary) -> list[dict]:
         return [prompt("fb_pain_skipped")]
     out = [prompt("fb_pain_was_first" if summary.week == 0 else "fb_pain_was"), number(summary.pain)]
     out.append(prompt("fb_out_of_10"))
-    change = summary.pain_change_last_week
-    if summary.week > 0 and change is not None:
+    change, last_week = summary.pain_change_last_week, summary.pain_last_week
+    if summary.week > 0 and change is not None and last_week is not None:
         if change < 0:
-            out += [prompt("fb_down_from"), number(summary.pain_last_week), prompt("fb_last_week")]
+            out += [prompt("fb_down_from"), number(last_week), prompt("fb_last_week")]
         elif change > 0:
-            out += [prompt("fb_up_from"), number(summary.pain_last_week), prompt("fb_last_week")]
+            out += [prompt("fb_up_from"), number(last_week), prompt("fb_last_week")]
         else:
             out.append(prompt("fb_same_as_last_week"))
     if summary.week == 0 or summary.pain_baseline is None:

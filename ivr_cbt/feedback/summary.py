@@ -109,10 +109,10 @@ class Summary:
     pain: float | int | None
     pain_last_week: float | int | None
     pain_baseline: float | int | None
-    sleep: int | None
-    sleep_last_week: int | None
-    steps: int | None
-    practice_days: int | None
+    sleep: float | int | None
+    sleep_last_week: float | int | None
+    steps: float | int | None
+    practice_days: float | int | None
     goals: Goals  # those of the module practised (judged against this week's answers)
     next_goals: Goals  # those of the module introduced
     checkins_completed: int

@@ -20,7 +20,7 @@ from ivr_cbt.report.extract import BASELINE_WEEK, PAIN_ITEM, Extract, Timepoint,
 
 ARM_ORDER = tuple(mode.value for mode in FeedbackMode)
 DEFAULT_REFERENCE = FeedbackMode.GUIDED.value
-RESPONDER_SHARE = "0.30"  # RESOLVE (seed 001) and IMMPACT's "moderately important" change
+RESPONDER_SHARE = "0.30"  # RESOLVE (docs/clinical.md) and IMMPACT's "moderately important" change
 FOLLOW_UP_MONTHS = (3, 6, 9)  # when COPES measured outcomes
 
 

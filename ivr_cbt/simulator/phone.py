@@ -5,7 +5,7 @@ Pause, Gather with dtmf and speech, Redirect, Dial, Hangup, Reject, end of docum
 scripted caller what to do at each Gather, and sends the status callbacks Twilio sends. It can
 be answered by a human or a machine, or ring out unanswered.
 
-Gather semantics (from Twilio's docs, see ../shared/design/TWILIO.md):
+Gather semantics (from Twilio's docs, see docs/twilio.md):
 * keys are collected until ``numDigits`` is reached or ``finishOnKey`` is pressed (only after a
   digit; the key itself is not sent); keys typed before the timeout are sent when it expires;
 * with no input, the action is requested only if ``actionOnEmptyResult`` is true; otherwise
