@@ -1,7 +1,7 @@
 """Cookie sessions only where people browse: none for Twilio's webhooks or media.
 
-Twilio keeps no cookies, so a session there is never read; opening and saving one costs
-about 0.1 ms a request (a signing serializer is built each time), a tenth of a webhook turn.
+Twilio keeps no cookies, so a session there would never be read; skip the work of opening and
+saving one (a signing serializer is built each time).
 """
 
 from __future__ import annotations

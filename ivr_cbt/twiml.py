@@ -48,7 +48,7 @@ class Renderer:
         self.catalogue = catalogue
         self.base_url = base_url
         # Prompts are fixed at start-up, so the same outputs always give the same document:
-        # cache it with stand-in URLs and fill in each step's URLs (building costs ~70 us).
+        # cache it with stand-in URLs and fill in each step's URLs (building one is the costly part).
         self._cached = lru_cache(maxsize=4096)(self._render)
 
     def render(

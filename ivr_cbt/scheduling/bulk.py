@@ -1,6 +1,6 @@
 """Set-based statements the dispatch tick runs over a whole batch at once, per database.
 
-A tick may handle DISPATCH_BATCH (500) attempts, and 1,000 in the benchmark: one statement per
+A tick may handle DISPATCH_BATCH (default 500) attempts: one statement per
 attempt, or one IN list of 1,000 placeholders, costs more than the work itself (round trips,
 commits, and on PostgreSQL statements too long for the driver's parse cache). Statements are
 built once (a statement made afresh from its values is also compiled afresh every time).
